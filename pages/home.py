@@ -1,0 +1,46 @@
+"""Home: what Atelier is for, which models are ready, and the device."""
+
+import streamlit as st
+
+from webapp.ui.resources import get_services
+from webapp.ui.session import current_user
+from webapp.ui.widgets import add_image_model_help, human_bytes, memory_meter
+
+services = get_services()
+user = current_user()
+
+st.title("Atelier")
+st.write(
+    "Your company's private studio for generative AI: make campaign images with Stable "
+    "Diffusion and work on text with language models, all on this company's own server. "
+    "Nothing you type or make leaves the building."
+)
+
+text_models = services.models.ready_models(user, kind="text")
+image_models = services.models.ready_models(user, kind="image")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Text models ready", divider="gray")
+    if text_models:
+        for entry in text_models:
+            st.markdown(
+                f"**{entry.display_name}** · {entry.family} · {human_bytes(entry.size_bytes)}"
+            )
+            if entry.description:
+                st.caption(entry.description)
+    else:
+        st.warning("No text model is ready. An admin can run `atelier prepare-default-model`.")
+with right:
+    st.subheader("Image models ready", divider="gray")
+    for entry in image_models:
+        st.markdown(f"**{entry.display_name}** · {entry.family} · {human_bytes(entry.size_bytes)}")
+        if entry.description:
+            st.caption(entry.description)
+    if not image_models:
+        add_image_model_help(services.settings.models_dir)
+
+st.subheader("Device", divider="gray")
+device = services.system.device_summary()
+st.write(f"Running on **{device['device_name']}** (`{device['device']}`).")
+memory_meter("Models loaded", device["models_resident_bytes"], device["model_budget_bytes"])

@@ -1,0 +1,142 @@
+"""The whole app in a real browser: Debian's Chromium driven by Playwright for Python."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.browser
+CHROMIUM = os.environ.get("ATELIER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _browser_missing_reason() -> str | None:
+    if not os.path.exists(CHROMIUM):
+        return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is not installed (pip install playwright)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():
+    reason = _browser_missing_reason()
+    if reason:
+        if os.environ.get("ATELIER_REQUIRE_BROWSER"):
+            pytest.fail(f"ATELIER_REQUIRE_BROWSER is set but {reason}")
+        pytest.skip(f"BROWSER TESTS SKIPPED: {reason}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the app exited early: {server.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"the app did not answer on {url} within {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_models_dir, tmp_path_factory):
+    models = tmp_path_factory.mktemp("browser-models")
+    shutil.copytree(tiny_models_dir, models, dirs_exist_ok=True)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "ATELIER_MODELS_DIR": str(models),
+        "ATELIER_DATA_DIR": str(tmp_path_factory.mktemp("browser-data")),
+        "ATELIER_DEVICE": "cpu",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(REPO / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+    ]
+    server = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, server)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(30_000)
+    yield opened
+    context.close()
+
+
+def test_home_shows_what_atelier_is_and_the_ready_models(page, app_url):
+    page.goto(app_url)
+    page.get_by_role("heading", name="Atelier").wait_for()
+    assert page.get_by_text("Nothing you type or make leaves the building").is_visible()
+    assert page.get_by_text("Tiny LLM (test model)").is_visible()
+    assert page.get_by_text("Tiny SD (test model)").is_visible()
+    assert page.get_by_text("Running on").is_visible()
+
+
+def test_models_page_lists_models_and_loads_one(page, app_url):
+    page.goto(app_url)
+    page.get_by_role("link", name="Models").click()
+    page.get_by_role("heading", name="Models").wait_for()
+    page.get_by_text("Memory used by loaded models").wait_for()
+    page.get_by_role("gridcell", name="tiny-sd", exact=True, include_hidden=True).wait_for(
+        state="attached"
+    )
+    page.get_by_role("gridcell", name="tiny-llm", exact=True, include_hidden=True).wait_for(
+        state="attached"
+    )
+    page.get_by_role("button", name="Load", exact=True).click()
+    page.get_by_text("Loaded tiny-llm in").or_(page.get_by_text("Loaded tiny-sd in")).wait_for()
+    if os.environ.get("ATELIER_SCREENSHOTS"):
+        page.screenshot(path=os.path.join(os.environ["ATELIER_SCREENSHOTS"], "models.png"))

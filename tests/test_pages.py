@@ -1,0 +1,113 @@
+"""The pages as a person uses them, through Streamlit's AppTest from app.py."""
+
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO
+from webapp.ui.resources import get_services
+
+APP = str(REPO / "app.py")
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path):
+    """Point the app at a models dir; each test starts with fresh services."""
+
+    def configure(models_dir, **settings):
+        monkeypatch.setenv("ATELIER_MODELS_DIR", str(models_dir))
+        monkeypatch.setenv("ATELIER_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setenv("ATELIER_DEVICE", "cpu")
+        for key, value in settings.items():
+            monkeypatch.setenv(f"ATELIER_{key.upper()}", value)
+        get_services.clear()
+
+    yield configure
+    get_services.clear()
+
+
+def run_app() -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def text_of(app: AppTest) -> str:
+    parts = [
+        e.value
+        for kind in ("title", "markdown", "caption", "info", "warning", "error", "success")
+        for e in getattr(app, kind)
+    ]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_home_lists_ready_models_and_the_device(app_env, tiny_models_dir):
+    app_env(tiny_models_dir)
+    app = run_app()
+    page = text_of(app)
+    assert app.title[0].value == "Atelier"
+    assert "Tiny LLM (test model)" in page
+    assert "Tiny SD (test model)" in page
+    assert "Running on **CPU**" in page
+    assert "No image model is installed" not in page
+
+
+def test_home_explains_how_to_add_an_image_model_when_none_is_installed(app_env, models_dir):
+    shutil.rmtree(models_dir / "tiny-sd")
+    app_env(models_dir)
+    info = "\n".join(i.value for i in run_app().info)
+    assert "No image model is installed yet" in info
+    assert "model_index.json" in info and ".safetensors" in info
+    assert str(models_dir) in info
+
+
+def test_models_page_lists_models_and_loads_unloads_and_pins(app_env, tiny_models_dir):
+    app_env(tiny_models_dir)
+    app = run_app()
+    app.switch_page("pages/models.py").run()
+    table = app.dataframe[0].value
+    assert set(table["Name"]) == {"tiny-sd", "tiny-llm"}
+    assert set(table["Loaded"]) == {"no"}
+
+    app.selectbox[0].select("tiny-llm").run()
+    next(b for b in app.button if b.label == "Load").click().run()
+    table = app.dataframe[0].value
+    row = table[table["Name"] == "tiny-llm"].iloc[0]
+    assert row["Loaded"] == "yes" and row["Dtype"] == "float32"
+
+    next(b for b in app.button if b.label.startswith("Pin")).click().run()
+    table = app.dataframe[0].value
+    assert table[table["Name"] == "tiny-llm"].iloc[0]["Loaded"] == "pinned"
+
+    next(b for b in app.button if b.label == "Unload").click().run()
+    table = app.dataframe[0].value
+    assert table[table["Name"] == "tiny-llm"].iloc[0]["Loaded"] == "no"
+
+
+def test_models_page_shows_refused_and_broken_models_with_reasons(app_env, models_dir):
+    (models_dir / "legacy.ckpt").write_bytes(b"x")
+    (models_dir / "tiny-llm" / "config.json").write_text("{oops")
+    app_env(models_dir)
+    app = run_app()
+    app.switch_page("pages/models.py").run()
+    table = app.dataframe[0].value
+    statuses = dict(zip(table["Name"], table["Status"], strict=True))
+    assert statuses["legacy"].startswith("refused") and "arbitrary code" in statuses["legacy"]
+    assert statuses["tiny-llm"].startswith("broken") and "config.json" in statuses["tiny-llm"]
+    assert [o for o in app.selectbox[0].options] == ["tiny-sd"]
+
+
+def test_without_admin_rights_the_models_page_is_not_offered(app_env, tiny_models_dir):
+    app_env(tiny_models_dir, local_user_is_admin="false")
+    app = run_app()
+    assert "(admin)" not in text_of(app)
+    with pytest.raises(ValueError, match=r"Known pages: .*home.py'\]"):
+        app.switch_page("pages/models.py")
+
+
+def test_bad_setting_stops_start_up_with_one_message(app_env, tiny_models_dir):
+    app_env(tiny_models_dir, dtype="half")
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    assert len(app.error) == 1
+    assert "ATELIER_DTYPE='half' is not allowed" in app.error[0].value

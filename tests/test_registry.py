@@ -1,0 +1,162 @@
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from webapp.embedded import packaged_gguf
+from webapp.errors import ModelLoadError, ModelNotFound, ModelRefused, ValidationError
+from webapp.registry import BROKEN, READY, REFUSED, check_model_name, discover
+from webapp.settings import Settings
+
+
+def scan(models_dir, **overrides):
+    return discover(Settings(models_dir=models_dir, **overrides))
+
+
+def write_checkpoint(path, keys):
+    save_file({key: torch.zeros(2) for key in keys}, str(path))
+
+
+def test_tiny_models_are_discovered_with_kind_format_and_family(tiny_models_dir):
+    registry = scan(tiny_models_dir)
+    sd, llm = registry.get("tiny-sd"), registry.get("tiny-llm")
+    assert (sd.kind, sd.format, sd.family) == ("image", "diffusers", "sd15")
+    assert (llm.kind, llm.format, llm.family) == ("text", "transformers", "llama")
+    assert sd.size_bytes > 100_000 and llm.size_bytes > 100_000
+
+
+def test_catalog_sets_display_name_description_and_license(tiny_models_dir):
+    entry = scan(tiny_models_dir).get("tiny-sd")
+    assert entry.display_name == "Tiny SD (test model)"
+    assert entry.license == "Apache-2.0"
+    assert "tests only" in entry.description
+
+
+def test_gguf_file_is_a_text_model_with_its_architecture(tmp_path):
+    os.symlink(packaged_gguf(), tmp_path / "smol.gguf")
+    entry = scan(tmp_path).get("smol")
+    assert (entry.kind, entry.format, entry.family) == ("text", "gguf", "llama")
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "family"),
+    [
+        ("dreamy-v1", "cond_stage_model.transformer.text_model.embeddings.x", "sd15"),
+        ("base-v2", "cond_stage_model.model.transformer.resblocks.0.x", "sd2"),
+        ("xl-base", "conditioner.embedders.1.model.transformer.x", "sdxl"),
+        ("sdxl-turbo-1", "conditioner.embedders.1.model.transformer.x", "sdxl-turbo"),
+    ],
+)
+def test_single_file_checkpoint_family_comes_from_its_keys(tmp_path, name, key, family):
+    write_checkpoint(tmp_path / f"{name}.safetensors", [key, "model.diffusion_model.out.0.w"])
+    entry = scan(tmp_path).get(name)
+    assert (entry.kind, entry.format, entry.family) == ("image", "single-file", family)
+
+
+def test_lora_like_safetensors_at_top_level_is_reported_not_used(tmp_path):
+    write_checkpoint(tmp_path / "style.safetensors", ["lora_unet_down.alpha"])
+    entry = scan(tmp_path).entries["style"]
+    assert entry.status == BROKEN
+    assert "loras/" in entry.problem
+
+
+def test_truncated_safetensors_is_broken_with_its_cause(tmp_path):
+    path = tmp_path / "cut.safetensors"
+    write_checkpoint(path, ["model.diffusion_model.x"])
+    path.write_bytes(path.read_bytes()[:40])
+    registry = scan(tmp_path)
+    assert registry.entries["cut"].status == BROKEN
+    with pytest.raises(ModelLoadError, match="cut.*cannot be read"):
+        registry.get("cut")
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".pt", ".pth", ".bin"])
+def test_pickle_weights_are_refused_with_the_reason(tmp_path, suffix):
+    (tmp_path / f"old-model{suffix}").write_bytes(b"\x80\x04not really")
+    registry = scan(tmp_path)
+    assert registry.entries["old-model"].status == REFUSED
+    with pytest.raises(ModelRefused) as caught:
+        registry.get("old-model")
+    assert "arbitrary code" in caught.value.message
+    assert "ATELIER_ALLOW_PICKLE" in caught.value.message
+
+
+def test_admin_setting_allows_pickle_weights(tmp_path):
+    (tmp_path / "old-model.ckpt").write_bytes(b"x")
+    assert scan(tmp_path, allow_pickle=True).entries["old-model"].status == READY
+
+
+def test_transformers_folder_with_only_pickle_weights_is_refused(models_dir):
+    folder = models_dir / "tiny-llm"
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    assert scan(models_dir).entries["tiny-llm"].status == REFUSED
+
+
+def test_diffusers_folder_missing_a_component_is_broken(models_dir):
+    for weights in (models_dir / "tiny-sd" / "vae").glob("*.safetensors"):
+        weights.unlink()
+    entry = scan(models_dir).entries["tiny-sd"]
+    assert entry.status == BROKEN
+    assert "'vae'" in entry.problem
+
+
+def test_corrupt_config_is_broken_not_a_crash(models_dir):
+    (models_dir / "tiny-llm" / "config.json").write_text("{not json")
+    (models_dir / "tiny-sd" / "model_index.json").write_text("[1, 2")
+    registry = scan(models_dir)
+    assert registry.entries["tiny-llm"].status == BROKEN
+    assert registry.entries["tiny-sd"].status == BROKEN
+
+
+def test_folder_without_tokenizer_is_broken(models_dir):
+    (models_dir / "tiny-llm" / "tokenizer.json").unlink()
+    assert "tokenizer" in scan(models_dir).entries["tiny-llm"].problem
+
+
+def test_sentence_embedding_folder_is_an_embedding_model(tmp_path):
+    folder = tmp_path / "minilm"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    (folder / "modules.json").write_text("[]")
+    (folder / "tokenizer.json").write_text("{}")
+    write_checkpoint(folder / "model.safetensors", ["embeddings.word_embeddings.weight"])
+    entry = scan(tmp_path).get("minilm")
+    assert (entry.kind, entry.format, entry.family) == (
+        "embedding",
+        "sentence-transformers",
+        "bert",
+    )
+
+
+@pytest.mark.parametrize("name", ["../tiny-sd", "/etc/passwd", "a b", "..", ".hidden", "x/y", ""])
+def test_names_that_are_paths_or_odd_are_rejected(name):
+    with pytest.raises(ValidationError) as caught:
+        check_model_name(name)
+    assert caught.value.field == "model"
+
+
+def test_unknown_model_lists_what_is_available(tiny_models_dir):
+    with pytest.raises(ModelNotFound, match="Available: tiny-sd, tiny-llm|tiny-llm, tiny-sd"):
+        scan(tiny_models_dir).get("sd-xl-base")
+
+
+def test_badly_named_folder_is_reported_and_skipped(models_dir):
+    (models_dir / "tiny-llm").rename(models_dir / "my model")
+    registry = scan(models_dir)
+    assert "my model" not in registry.entries
+    assert any("my model" in problem for problem in registry.problems)
+
+
+def test_broken_catalog_is_a_problem_not_a_crash(models_dir):
+    (models_dir / "catalog.toml").write_text("[models\n")
+    registry = scan(models_dir)
+    assert registry.get("tiny-sd").display_name == "tiny-sd"
+    assert any("catalog.toml" in problem for problem in registry.problems)
+
+
+def test_missing_models_dir_is_a_problem(tmp_path):
+    registry = scan(tmp_path / "nowhere")
+    assert not registry.entries
+    assert "ATELIER_MODELS_DIR" in registry.problems[0]

@@ -1,0 +1,168 @@
+"""`atelier`: the same services as the web app, from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from webapp.errors import AtelierError
+from webapp.settings import Settings, load_settings
+
+APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
+
+
+def _human_bytes(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GB"
+
+
+def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.services import build_services
+
+    report = build_services(settings).system.doctor()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        for key, value in report.facts.items():
+            print(f"{key:>22}: {value}")
+        print()
+        for check in report.checks:
+            mark = "ok  " if check.ok else ("FAIL" if check.required else "warn")
+            print(f"[{mark}] {check.name}: {check.detail}")
+            if not check.ok and check.advice:
+                print(f"       -> {check.advice}")
+    return 0 if report.healthy else 1
+
+
+def cmd_models_list(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.registry import discover
+
+    registry = discover(settings)
+    rows = [
+        {
+            "name": e.name,
+            "kind": e.kind,
+            "format": e.format,
+            "family": e.family,
+            "size_bytes": e.size_bytes,
+            "license": e.license,
+            "status": e.status,
+            "problem": e.problem,
+        }
+        for e in registry
+    ]
+    if args.json:
+        print(json.dumps({"models": rows, "problems": list(registry.problems)}, indent=2))
+        return 0
+    if not rows:
+        print(f"No models found in {settings.models_dir}.")
+    for row in rows:
+        line = (
+            f"{row['name']:<32} {row['kind']:<9} {row['format']:<13} {row['family']:<11} "
+            f"{_human_bytes(row['size_bytes']):>9}  {row['license'] or '-'}"
+        )
+        print(line + ("" if row["status"] == "ready" else f"  [{row['status']}] {row['problem']}"))
+    for problem in registry.problems:
+        print(f"problem: {problem}")
+    return 0
+
+
+def cmd_make_test_models(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.testmodels import make_test_models
+
+    made = make_test_models(Path(args.dir))
+    print(json.dumps({name: str(path) for name, path in made.items()}, indent=2))
+    return 0
+
+
+def cmd_prepare_default_model(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.embedded import prepare_default_model
+
+    print(prepare_default_model(settings.models_dir))
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    if not APP_FILE.is_file():
+        raise AtelierError(
+            f"{APP_FILE} is missing: install Atelier from its source folder (pip install -e .)."
+        )
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_FILE),
+        "--server.port",
+        str(args.port),
+        "--server.address",
+        args.address,
+    ]
+    return subprocess.call(command, cwd=APP_FILE.parent, env=os.environ.copy())
+
+
+def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.load import bench_load
+
+    print(json.dumps(bench_load(settings, args.model, args.warm_calls), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="atelier", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    doctor = commands.add_parser("doctor", help="check the installation and give advice")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(run=cmd_doctor)
+
+    models = commands.add_parser("models", help="the models in the models dir")
+    models_commands = models.add_subparsers(dest="models_command", required=True)
+    listing = models_commands.add_parser("list", help="list discovered models")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=cmd_models_list)
+
+    test_models = commands.add_parser("make-test-models", help="write tiny random test models")
+    test_models.add_argument("dir")
+    test_models.set_defaults(run=cmd_make_test_models)
+
+    prepare = commands.add_parser(
+        "prepare-default-model", help="convert the embedded SmolLM2 into the models dir"
+    )
+    prepare.set_defaults(run=cmd_prepare_default_model)
+
+    serve = commands.add_parser("serve", help="start the web app")
+    serve.add_argument("--port", type=int, default=8501)
+    serve.add_argument("--address", default="0.0.0.0")
+    serve.set_defaults(run=cmd_serve)
+
+    bench = commands.add_parser("bench", help="benchmarks (JSON out)")
+    bench_commands = bench.add_subparsers(dest="bench_command", required=True)
+    load = bench_commands.add_parser("load", help="cold load and warm get() of one model")
+    load.add_argument("--model", required=True)
+    load.add_argument("--warm-calls", type=int, default=2000)
+    load.set_defaults(run=cmd_bench_load)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        return args.run(settings, args)
+    except AtelierError as error:
+        print(f"atelier: {error.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

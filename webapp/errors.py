@@ -1,0 +1,41 @@
+"""Domain errors: a plain-language message for people, and the field it concerns.
+
+Pages show `message` next to `field`; logs keep the chained cause.
+"""
+
+
+class AtelierError(Exception):
+    """Base of every error Atelier shows to a person."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class SettingsError(AtelierError):
+    """A setting has a value that is not allowed; start-up stops."""
+
+
+class ValidationError(AtelierError):
+    """A request carries a value that is not allowed."""
+
+
+class ModelNotFound(AtelierError):
+    """No model of that name is installed."""
+
+
+class ModelRefused(AtelierError):
+    """A model exists but Atelier will not load it (unsafe format, bad name)."""
+
+
+class ModelLoadError(AtelierError):
+    """A model could not be loaded: missing or corrupt files, or too big."""
+
+
+class Forbidden(AtelierError):
+    """The user asking has no right to do this."""
+
+
+class QueueFull(AtelierError):
+    """The job queue (the user's share or the whole) is full."""

@@ -1,0 +1,144 @@
+"""The state of the installation: versions, device, memory, folders and their problems."""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from webapp import __version__
+from webapp.device import memory_info
+from webapp.embedded import DEFAULT_TEXT_MODEL, is_prepared
+from webapp.loader import ModelManager
+from webapp.registry import LiveRegistry
+from webapp.settings import Settings, env_name
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    advice: str = ""
+    # A failed optional check is a warning: the app works, with less.
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    facts: dict[str, object]
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return all(check.ok for check in self.checks if check.required)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "facts": self.facts,
+            "checks": [asdict(c) for c in self.checks],
+            "healthy": self.healthy,
+        }
+
+
+class SystemService:
+    def __init__(
+        self,
+        settings: Settings,
+        device: torch.device,
+        registry: LiveRegistry,
+        manager: ModelManager,
+    ):
+        self._settings = settings
+        self._device = device
+        self._registry = registry
+        self._manager = manager
+
+    def device_summary(self) -> dict[str, object]:
+        memory = memory_info(self._device)
+        name = torch.cuda.get_device_name(self._device) if self._device.type == "cuda" else "CPU"
+        return {
+            "device": str(self._device),
+            "device_name": name,
+            "memory_total_bytes": memory.total_bytes,
+            "memory_free_bytes": memory.free_bytes,
+            "model_budget_bytes": self._manager.budget_bytes,
+            "models_resident_bytes": self._manager.resident_bytes(),
+        }
+
+    def doctor(self) -> DoctorReport:
+        registry = self._registry.rescan()
+        ready = [e for e in registry if e.ready]
+        facts: dict[str, object] = {
+            "atelier": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cuda_available": torch.cuda.is_available(),
+            **self.device_summary(),
+            "models_dir": str(self._settings.models_dir.resolve()),
+            "data_dir": str(self._settings.data_dir.resolve()),
+            "models_found": {
+                kind: sum(e.kind == kind for e in ready) for kind in ("image", "text", "embedding")
+            },
+        }
+        checks = [
+            self._models_dir_check(),
+            _writable_check(self._settings.data_dir),
+            self._default_model_check(),
+            Check(
+                "image model",
+                any(e.kind == "image" for e in ready),
+                f"{facts['models_found']['image']} image model(s) ready",
+                "Copy a diffusers Stable Diffusion folder (with model_index.json) or a "
+                ".safetensors checkpoint into the models dir, then rescan.",
+                required=False,
+            ),
+        ]
+        for entry in registry:
+            if not entry.ready:
+                checks.append(
+                    Check(
+                        f"model {entry.name}",
+                        False,
+                        entry.problem or entry.status,
+                        "Fix or remove the files, then rescan.",
+                    )
+                )
+        checks.extend(Check("models dir", False, problem) for problem in registry.problems)
+        return DoctorReport(facts=facts, checks=checks)
+
+    def _models_dir_check(self) -> Check:
+        folder = self._settings.models_dir
+        return Check(
+            "models dir",
+            folder.is_dir(),
+            str(folder.resolve()),
+            f"Create the folder or set {env_name('models_dir')}.",
+        )
+
+    def _default_model_check(self) -> Check:
+        ok = is_prepared(self._settings.models_dir)
+        return Check(
+            "default text model",
+            ok,
+            DEFAULT_TEXT_MODEL + (" ready" if ok else " not prepared"),
+            "Run `atelier prepare-default-model` (make run does it for you).",
+        )
+
+
+def _writable_check(folder: Path) -> Check:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+        return Check("data dir", True, f"{folder.resolve()} is writable")
+    except OSError as error:
+        return Check(
+            "data dir",
+            False,
+            f"{folder} is not writable ({error.strerror})",
+            f"Give the Atelier user write access or set {env_name('data_dir')}.",
+        )

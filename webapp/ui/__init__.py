@@ -1,0 +1,1 @@
+"""The only part of webapp/ that imports streamlit: session user, cached services, widgets."""
