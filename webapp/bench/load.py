@@ -10,6 +10,7 @@ import statistics
 import time
 from dataclasses import replace
 
+import webapp.backends.diffusion  # noqa: F401  (imported up front: the bench times loads, not imports)
 from webapp.backends.llm import load_text_model
 from webapp.device import dtype_for
 from webapp.embedded import DEFAULT_TEXT_MODEL, packaged_gguf
