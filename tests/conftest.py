@@ -52,7 +52,7 @@ def settings(tiny_models_dir, tmp_path) -> Settings:
 def services(settings):
     built = build_services(settings)
     yield built
-    built.manager.unload_all()
+    built.close()
 
 
 @pytest.fixture

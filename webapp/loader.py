@@ -67,7 +67,7 @@ class ModelManager:
         settings: Settings,
         load_function: LoadFunction | None = None,
     ):
-        self._registry = registry
+        self.registry = registry
         self.device = device
         self.budget_bytes = budget_bytes
         self._settings = settings
@@ -115,7 +115,7 @@ class ModelManager:
 
     def _load(self, name: str, pending: Future) -> None:
         try:
-            entry = self._registry().get(name)
+            entry = self.registry().get(name)
             self._make_room(entry.size_bytes, keep=name)
             dtype = dtype_for(entry.kind, entry.family, self.device, self._settings)
             started = time.perf_counter()
@@ -151,7 +151,7 @@ class ModelManager:
     def _config_folder_for(self, entry: ModelEntry):
         if entry.format != "single-file":
             return None
-        for other in self._registry().of_kind("image"):
+        for other in self.registry().of_kind("image"):
             if other.format == "diffusers" and other.family == entry.family:
                 return other.path
         return None

@@ -165,6 +165,8 @@ def _save_tiny_llm(folder: Path) -> None:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
+        # Wide random weights give varied tokens rather than one repeated token.
+        initializer_range=0.3,
     )
     model = LlamaForCausalLM(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id

@@ -10,8 +10,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DISABLE_TELEMETRY", "1")
 
-import diffusers.utils.logging  # noqa: E402
 import transformers.utils.logging  # noqa: E402
+
+# Importing diffusers makes transformers warn about optional image backends we do not use.
+transformers.utils.logging.set_verbosity_error()
+import diffusers.utils.logging  # noqa: E402
+
+transformers.utils.logging.set_verbosity_warning()
 
 # Progress bars belong to the engine's job progress, not to the server log.
 diffusers.utils.logging.disable_progress_bar()

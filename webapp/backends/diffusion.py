@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import (
+    AutoPipelineForImage2Image,
+    AutoPipelineForInpainting,
+    AutoPipelineForText2Image,
+    DDIMScheduler,
+    DiffusionPipeline,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    LCMScheduler,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+)
 
 from webapp.errors import ModelLoadError
 from webapp.registry import ModelEntry
@@ -32,7 +46,7 @@ def load_pipeline(
     else:
         pipe = DiffusionPipeline.from_pretrained(
             str(entry.path),
-            torch_dtype=dtype,
+            dtype=dtype,
             local_files_only=True,
             use_safetensors=None if allow_pickle else True,
         )
@@ -53,5 +67,123 @@ def _load_single_file(entry: ModelEntry, dtype: torch.dtype, config_folder: Path
             "models dir: copy one there (its weights are not used)."
         )
     return pipeline_class.from_single_file(
-        str(entry.path), config=str(config_folder), torch_dtype=dtype, local_files_only=True
+        str(entry.path), config=str(config_folder), dtype=dtype, local_files_only=True
     )
+
+
+# -- generation -------------------------------------------------------------------------
+
+SCHEDULER_CLASSES = {
+    "euler": (EulerDiscreteScheduler, {}),
+    "euler_a": (EulerAncestralDiscreteScheduler, {}),
+    "dpmpp_2m_karras": (DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
+    "ddim": (DDIMScheduler, {}),
+    "lcm": (LCMScheduler, {}),
+}
+
+# Approximate latent -> RGB projections, for cheap previews without the VAE.
+LATENT_RGB_SD = torch.tensor(
+    [
+        [0.3512, 0.2297, 0.3227],
+        [0.3250, 0.4974, 0.2350],
+        [-0.2829, 0.1762, 0.2721],
+        [-0.2120, -0.2616, -0.7177],
+    ]
+)
+LATENT_RGB_SDXL = torch.tensor(
+    [
+        [0.3651, 0.4232, 0.4341],
+        [-0.2533, -0.0042, 0.1068],
+        [0.1076, 0.1111, -0.0362],
+        [-0.3165, -0.2492, -0.2188],
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One image to make: the prompt pair, its own seed, and an optional picture and mask."""
+
+    prompt: str
+    negative_prompt: str
+    seed: int
+    init_image: Any = None
+    mask: Any = None
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What all images of one pipeline call share."""
+
+    mode: str  # text-to-image | image-to-image | inpaint
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    scheduler: str
+    strength: float
+
+
+StepCallback = Callable[[int, torch.Tensor], bool]
+
+
+def generate_images(
+    pipe: Any, rows: list[ImageRow], settings: BatchSettings, on_step: StepCallback
+) -> list[Any]:
+    """Run one pipeline call for `rows`; `on_step(step, latents)` returns True to stop."""
+    # 1. A pipeline for this mode and scheduler, sharing the loaded components.
+    call_pipe = _pipeline_for(pipe, settings)
+    # 2. One generator per image, so each image is the one it would be alone.
+    device = call_pipe.device
+    generators = [torch.Generator(device).manual_seed(row.seed) for row in rows]
+
+    # 3. A per-step callback for progress, previews and cancel.
+    def callback(running_pipe, step, timestep, tensors):
+        if on_step(step + 1, tensors["latents"]):
+            running_pipe._interrupt = True
+        return tensors
+
+    call_pipe.set_progress_bar_config(disable=True)
+
+    # 4. Denoise and decode.
+    arguments = dict(
+        prompt=[row.prompt for row in rows],
+        negative_prompt=[row.negative_prompt for row in rows],
+        num_inference_steps=settings.steps,
+        guidance_scale=settings.guidance,
+        generator=generators,
+        callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=["latents"],
+        output_type="pil",
+    )
+    if settings.mode == "text-to-image":
+        arguments.update(width=settings.width, height=settings.height)
+    else:
+        arguments.update(image=[row.init_image for row in rows], strength=settings.strength)
+    if settings.mode == "inpaint":
+        arguments.update(
+            mask_image=[row.mask for row in rows], width=settings.width, height=settings.height
+        )
+    with torch.inference_mode():
+        output = call_pipe(**arguments)
+    return list(output.images)
+
+
+def _pipeline_for(pipe: Any, settings: BatchSettings) -> Any:
+    scheduler_class, options = SCHEDULER_CLASSES[settings.scheduler]
+    scheduler = scheduler_class.from_config(pipe.scheduler.config, **options)
+    if settings.mode == "image-to-image":
+        return AutoPipelineForImage2Image.from_pipe(pipe, scheduler=scheduler)
+    if settings.mode == "inpaint":
+        return AutoPipelineForInpainting.from_pipe(pipe, scheduler=scheduler)
+    return AutoPipelineForText2Image.from_pipe(pipe, scheduler=scheduler)
+
+
+def latent_preview(latents: torch.Tensor, family: str) -> list[Any]:
+    """A small RGB picture per latent, by a fixed linear projection (no model involved)."""
+    from PIL import Image
+
+    factors = LATENT_RGB_SDXL if family.startswith("sdxl") else LATENT_RGB_SD
+    rgb = torch.einsum("bchw,cr->bhwr", latents.float().cpu(), factors)
+    pixels = ((rgb + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
+    return [Image.fromarray(frame) for frame in pixels]

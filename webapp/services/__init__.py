@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from webapp.device import memory_budget_bytes, resolve_device
+from webapp.engine import Engine, build_engine
 from webapp.loader import ModelManager
 from webapp.registry import LiveRegistry
 from webapp.services.models import ModelService
@@ -17,22 +17,34 @@ from webapp.settings import Settings
 @dataclass
 class Services:
     settings: Settings
-    device: torch.device
-    registry: LiveRegistry
-    manager: ModelManager
+    engine: Engine
     models: ModelService
     system: SystemService
 
+    @property
+    def manager(self) -> ModelManager:
+        return self.engine.manager
 
-def build_services(settings: Settings) -> Services:
-    device = resolve_device(settings)
-    registry = LiveRegistry(settings)
-    manager = ModelManager(registry, device, memory_budget_bytes(settings, device), settings)
+    @property
+    def registry(self) -> LiveRegistry:
+        return self.engine.manager.registry
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.manager.device
+
+    def close(self) -> None:
+        self.engine.shutdown()
+        self.manager.unload_all()
+
+
+def build_services(settings: Settings, engine: Engine | None = None) -> Services:
+    """Every service, around one engine (the process-wide one in the app)."""
+    engine = engine or build_engine(settings)
+    registry, manager = engine.manager.registry, engine.manager
     return Services(
         settings=settings,
-        device=device,
-        registry=registry,
-        manager=manager,
+        engine=engine,
         models=ModelService(registry, manager),
-        system=SystemService(settings, device, registry, manager),
+        system=SystemService(settings, manager.device, registry, manager),
     )

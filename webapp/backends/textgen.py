@@ -1,0 +1,215 @@
+"""Batched decoding for causal LMs: many requests share each forward pass, and a new request
+joins a running batch at the next token instead of waiting for the batch to finish.
+
+The batch keeps one KV cache, left-padded, with an attention mask that hides the padding
+and explicit position ids, so every sequence sees exactly its own tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from webapp.backends.llm import TextModel
+
+
+@dataclass
+class Sampling:
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    seed: int
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Sequence:
+    """One request's decoding state."""
+
+    key: Any
+    prompt_ids: list[int]
+    sampling: Sampling
+    generated: list[int] = field(default_factory=list)
+    text: str = ""
+    finish_reason: str | None = None  # stop | length | eos
+    generator: torch.Generator | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+
+class DecodeBatch:
+    def __init__(self, text_model: TextModel):
+        self.model = text_model.model
+        self.tokenizer = text_model.tokenizer
+        self.device = self.model.device
+        self.sequences: list[Sequence] = []
+        self._cache: DynamicCache | None = None
+        self._mask: torch.Tensor | None = None  # [batch, cached length], 1 = real token
+        eos = self.model.generation_config.eos_token_id
+        self._eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        encoded = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=True
+        )
+        return list(encoded["input_ids"])
+
+    @property
+    def can_join(self) -> bool:
+        """New sequences can join mid-flight when every cache layer is a plain dynamic one."""
+        return self._cache is None or all(
+            type(layer) is DynamicLayer for layer in self._cache.layers
+        )
+
+    # -- adding and removing sequences ----------------------------------------------------
+
+    @torch.inference_mode()
+    def add(self, sequences: list[Sequence]) -> None:
+        """Prefill new sequences and merge them into the batch; each gets its first token."""
+        for sequence in sequences:
+            sequence.generator = torch.Generator(self.device).manual_seed(sequence.sampling.seed)
+        longest = max(len(s.prompt_ids) for s in sequences)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.tensor(
+            [[pad] * (longest - len(s.prompt_ids)) + s.prompt_ids for s in sequences],
+            device=self.device,
+        )
+        mask = torch.tensor(
+            [[0] * (longest - len(s.prompt_ids)) + [1] * len(s.prompt_ids) for s in sequences],
+            device=self.device,
+        )
+        cache = DynamicCache(config=self.model.config)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+        ).logits[:, -1, :]
+        self._merge(cache, mask, sequences)
+        self._accept(sequences, logits)
+
+    def _merge(self, cache: DynamicCache, mask: torch.Tensor, sequences: list[Sequence]) -> None:
+        if self._cache is None:
+            self._cache, self._mask, self.sequences = cache, mask, list(sequences)
+            return
+        length = max(self._mask.shape[1], mask.shape[1])
+        for old, new in zip(self._cache.layers, cache.layers, strict=True):
+            old.keys = torch.cat([_pad_left(old.keys, length), _pad_left(new.keys, length)])
+            old.values = torch.cat([_pad_left(old.values, length), _pad_left(new.values, length)])
+        self._mask = torch.cat(
+            [_pad_left(self._mask, length, dim=1), _pad_left(mask, length, dim=1)]
+        )
+        self.sequences.extend(sequences)
+
+    def remove(self, keys: set[Any]) -> list[Sequence]:
+        """Drop sequences (finished or cancelled) from the batch; returns those dropped."""
+        dropped = [s for s in self.sequences if s.key in keys]
+        if not dropped:
+            return []
+        keep = [i for i, s in enumerate(self.sequences) if s.key not in keys]
+        self.sequences = [self.sequences[i] for i in keep]
+        if not keep:
+            self._cache = self._mask = None
+            return dropped
+        index = torch.tensor(keep, device=self.device)
+        self._cache.batch_select_indices(index)
+        self._mask = self._mask[index]
+        self._trim_padding()
+        return dropped
+
+    def _trim_padding(self) -> None:
+        """Cut columns that are padding for every remaining sequence."""
+        real = self._mask.any(dim=0).nonzero()
+        start = int(real[0]) if len(real) else 0
+        if start:
+            for layer in self._cache.layers:
+                layer.keys = layer.keys[..., start:, :]
+                layer.values = layer.values[..., start:, :]
+            self._mask = self._mask[:, start:]
+
+    # -- decoding -------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def step(self) -> None:
+        """One new token for every unfinished sequence."""
+        if not self.sequences:
+            return
+        last = torch.tensor([[s.generated[-1]] for s in self.sequences], device=self.device)
+        self._mask = torch.cat([self._mask, self._mask.new_ones(len(self.sequences), 1)], dim=1)
+        positions = self._mask.sum(dim=1, keepdim=True) - 1
+        logits = self.model(
+            input_ids=last,
+            attention_mask=self._mask,
+            position_ids=positions,
+            cache=self._cache,
+            use_cache=True,
+        ).logits[:, -1, :]
+        self._accept(self.sequences, logits)
+
+    def _accept(self, sequences: list[Sequence], logits: torch.Tensor) -> None:
+        for sequence, row in zip(sequences, logits, strict=True):
+            if sequence.finished:
+                continue
+            token = _sample(row, sequence.sampling, sequence.generator)
+            if token in self._eos:
+                sequence.finish_reason = "eos"
+                continue
+            sequence.generated.append(token)
+            text = self.tokenizer.decode(sequence.generated, skip_special_tokens=True)
+            sequence.text = _cut_at_stop(text, sequence)
+            if (
+                not sequence.finished
+                and len(sequence.generated) >= sequence.sampling.max_new_tokens
+            ):
+                sequence.finish_reason = "length"
+
+    def visible_text(self, sequence: Sequence) -> str:
+        """Text safe to show while streaming: a possible start of a stop string is held back."""
+        if sequence.finished:
+            return sequence.text
+        text = sequence.text
+        for stop in sequence.sampling.stop:
+            for size in range(min(len(stop) - 1, len(text)), 0, -1):
+                if text.endswith(stop[:size]):
+                    return text[:-size]
+        return text
+
+
+def _cut_at_stop(text: str, sequence: Sequence) -> str:
+    hits = [text.find(stop) for stop in sequence.sampling.stop if stop and stop in text]
+    if hits:
+        sequence.finish_reason = "stop"
+        return text[: min(hits)]
+    return text
+
+
+def _pad_left(tensor: torch.Tensor, length: int, dim: int = -2) -> torch.Tensor:
+    missing = length - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def _sample(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator) -> int:
+    if sampling.temperature <= 0:
+        return int(logits.argmax())
+    probs = torch.softmax(logits.float() / sampling.temperature, dim=-1)
+    if sampling.top_p < 1:
+        sorted_probs, order = probs.sort(descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs > sampling.top_p
+        sorted_probs[outside] = 0
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return int(torch.multinomial(probs, 1, generator=generator))

@@ -1,0 +1,146 @@
+"""A Job: one request on its way through the engine, safe to read from any thread."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from webapp.errors import AtelierError
+from webapp.users import User
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class JobFailed(AtelierError):
+    """The job ended with an error; the message says what to do."""
+
+
+class JobCancelled(AtelierError):
+    """The job was cancelled before it finished."""
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    images: list[Any]  # PIL images, in request order
+    seeds: list[int]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TextResult:
+    text: str
+    tokens: int
+    finish_reason: str  # stop | length | eos
+    seconds: float
+    first_token_seconds: float
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total if self.total else 0.0
+
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Job:
+    request: Any
+    user: User
+    kind: str  # image | text
+    id: str = field(default_factory=lambda: f"job-{next(_ids)}")
+    submitted_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    first_token_at: float | None = None
+    finished_at: float | None = None
+    status: JobStatus = JobStatus.QUEUED
+    progress: Progress = field(default_factory=lambda: Progress(0, 0))
+    preview: Any = None  # latest preview image (image jobs)
+    text: str = ""  # text so far (text jobs)
+    error: str | None = None
+    cancelled_by: str | None = None
+    _result: Any = None
+    _done: threading.Event = field(default_factory=threading.Event, repr=False)
+    _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    _cancel: Callable[[Job, User], bool] | None = field(default=None, repr=False)
+    # Filled in by the engine when asked: place in the queue and estimated seconds to finish.
+    position: int | None = None
+    eta_seconds: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL
+
+    @property
+    def model(self) -> str:
+        return self.request.model
+
+    def result(self, timeout: float | None = None) -> ImageResult | TextResult:
+        """Wait for the job; its result, or JobFailed / JobCancelled / TimeoutError."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"{self.id} is still {self.status} after {timeout} s")
+        if self.status == JobStatus.FAILED:
+            raise JobFailed(self.error or "The job failed.")
+        if self.status == JobStatus.CANCELLED:
+            raise JobCancelled(f"The job was cancelled by {self.cancelled_by}.")
+        return self._result
+
+    def cancel(self, by_user: User) -> bool:
+        """Ask the engine to cancel; only the owner or an admin may (else Forbidden)."""
+        return self._cancel(self, by_user) if self._cancel else False
+
+    def stream(self, poll_seconds: float = 0.05) -> Iterator[str]:
+        """Text as it is made, piece by piece, until the job ends (for st.write_stream)."""
+        sent = 0
+        while True:
+            with self._changed:
+                if len(self.text) == sent and not self.finished:
+                    self._changed.wait(poll_seconds)
+                text, finished = self.text, self.finished
+            if len(text) > sent:
+                yield text[sent:]
+                sent = len(text)
+            if finished and sent >= len(text):
+                return
+
+    # -- called by the engine's worker only ------------------------------------------------
+
+    def _update(self, **changes: Any) -> None:
+        with self._changed:
+            for name, value in changes.items():
+                setattr(self, name, value)
+            self._changed.notify_all()
+
+    def _start(self) -> None:
+        self._update(status=JobStatus.RUNNING, started_at=time.time(), position=0)
+
+    def _finish(self, status: JobStatus, result: Any = None, error: str | None = None) -> bool:
+        with self._changed:
+            if self.finished:
+                return False
+            self.status, self._result, self.error = status, result, error
+            self.finished_at = time.time()
+            self.position = None
+            self.eta_seconds = 0.0
+            self._changed.notify_all()
+        self._done.set()
+        return True
