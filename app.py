@@ -17,7 +17,10 @@ except SettingsError as error:
 user = current_user()
 
 pages = {
-    "Studio": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)],
+    "Studio": [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/queue.py", title="Queue", icon=":material/queue:"),
+    ],
 }
 if user.is_admin:
     pages["Admin"] = [st.Page("pages/models.py", title="Models", icon=":material/memory:")]

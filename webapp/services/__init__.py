@@ -9,6 +9,7 @@ import torch
 from webapp.engine import Engine, build_engine
 from webapp.loader import ModelManager
 from webapp.registry import LiveRegistry
+from webapp.services.jobs import JobService
 from webapp.services.models import ModelService
 from webapp.services.system import SystemService
 from webapp.settings import Settings
@@ -18,6 +19,7 @@ from webapp.settings import Settings
 class Services:
     settings: Settings
     engine: Engine
+    jobs: JobService
     models: ModelService
     system: SystemService
 
@@ -45,6 +47,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     return Services(
         settings=settings,
         engine=engine,
+        jobs=JobService(engine),
         models=ModelService(registry, manager),
         system=SystemService(settings, manager.device, registry, manager),
     )

@@ -49,3 +49,55 @@ def add_image_model_help(models_dir: Path) -> None:
 def memory_meter(label: str, used: int, total: int) -> None:
     share = min(used / total, 1.0) if total else 0.0
     st.progress(share, text=f"{label}: {human_bytes(used)} of {human_bytes(total)}")
+
+
+STATUS_ICONS = {
+    "queued": ":material/schedule:",
+    "running": ":material/progress_activity:",
+    "done": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/cancel:",
+}
+
+
+def describe_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating…"
+    if seconds < 60:
+        return f"about {max(1, round(seconds))} s"
+    return f"about {round(seconds / 60)} min"
+
+
+def job_card(job, show_owner: bool, can_cancel: bool, on_cancel) -> None:
+    """One job: what it is, its state, place in line or progress, and Cancel."""
+    request = job.request
+    with st.container(border=True):
+        info, state, action = st.columns([5, 3, 1.2])
+        with info:
+            owner = f" · {job.user.display_name}" if show_owner else ""
+            st.markdown(
+                f"{STATUS_ICONS[job.status]} **{job.kind.capitalize()}** · `{request.model}`{owner}"
+            )
+            # The user's own words are shown as plain text, never as markdown or HTML.
+            summary = request.prompt if job.kind == "image" else request.messages[-1].content
+            st.text(summary[:160] + ("…" if len(summary) > 160 else ""))
+        with state:
+            if job.status == "queued":
+                st.write(
+                    f"Waiting: number {job.position} in line, starts in "
+                    f"{describe_eta(job.eta_seconds)}"
+                )
+            elif job.status == "running":
+                unit = "Step" if job.kind == "image" else "Token"
+                st.progress(
+                    job.progress.fraction,
+                    text=f"{unit} {job.progress.step} of {job.progress.total} · done in "
+                    f"{describe_eta(job.eta_seconds)}",
+                )
+            elif job.status == "failed":
+                st.error(job.error or "Failed.")
+            else:
+                st.write(job.status.capitalize())
+        with action:
+            if can_cancel and not job.finished:
+                st.button("Cancel", key=f"cancel-{job.id}", on_click=on_cancel, args=(job.id,))

@@ -1,0 +1,72 @@
+"""Queue: your jobs with their place in line, progress and a cancel button; admins see all."""
+
+import streamlit as st
+
+from webapp.errors import AtelierError
+from webapp.ui.resources import get_services
+from webapp.ui.session import current_user, flash
+from webapp.ui.widgets import human_bytes, job_card, memory_meter, show_flash
+
+services = get_services()
+user = current_user()
+
+st.title("Queue")
+show_flash()
+everyone = user.is_admin and st.toggle("Show everyone's jobs", value=True)
+
+
+def cancel(job_id: str) -> None:
+    try:
+        services.jobs.cancel(job_id, user)
+    except AtelierError as error:
+        flash("error", error.message)
+
+
+@st.fragment(run_every=1.0)
+def live_queue() -> None:
+    view = services.jobs.everyones_queue(user) if everyone else services.jobs.my_queue(user)
+    waiting, running = st.columns(2)
+    waiting.metric("Waiting", view.waiting)
+    running.metric("Running", view.running)
+    if not view.jobs:
+        st.info("No jobs yet. Jobs you start in the studio pages appear here.")
+    for job in view.jobs[:50]:
+        job_card(
+            job,
+            show_owner=everyone,
+            can_cancel=job.user.id == user.id or user.is_admin,
+            on_cancel=cancel,
+        )
+
+    if user.is_admin:
+        st.subheader("Device", divider="gray")
+        device = services.system.device_summary()
+        st.write(f"**{device['device_name']}** (`{device['device']}`)")
+        memory_meter(
+            "Device memory in use",
+            device["memory_total_bytes"] - device["memory_free_bytes"],
+            device["memory_total_bytes"],
+        )
+        memory_meter("Loaded models", device["models_resident_bytes"], device["model_budget_bytes"])
+        loaded = services.jobs.loaded_models(user)
+        if loaded:
+            st.dataframe(
+                [
+                    {
+                        "Model": s.name,
+                        "Kind": s.kind,
+                        "Memory": human_bytes(s.bytes),
+                        "Dtype": s.dtype,
+                        "Uses": s.uses,
+                        "Pinned": s.pinned,
+                        "Busy": s.in_use,
+                    }
+                    for s in loaded
+                ],
+                hide_index=True,
+            )
+        else:
+            st.caption("No model is loaded.")
+
+
+live_queue()
