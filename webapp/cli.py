@@ -116,6 +116,25 @@ def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_engine(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.engine import bench_engine
+
+    result = bench_engine(
+        settings,
+        image_model=args.image_model or None,
+        text_model=args.text_model or None,
+        users=args.users,
+        size=args.size,
+        steps=args.steps,
+        text_users=args.text_users,
+        new_tokens=args.new_tokens,
+        repeats=args.repeats,
+        speedups=args.speedups,
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="atelier", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +169,19 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--model", required=True)
     load.add_argument("--warm-calls", type=int, default=2000)
     load.set_defaults(run=cmd_bench_load)
+    engine = bench_commands.add_parser("engine", help="the engine against plain libraries")
+    engine.add_argument("--image-model", default="tiny-sd", help="'' to skip images")
+    engine.add_argument("--text-model", default="tiny-llm", help="'' to skip text")
+    engine.add_argument("--users", type=int, default=8)
+    engine.add_argument("--size", type=int, default=512)
+    engine.add_argument("--steps", type=int, default=30)
+    engine.add_argument("--text-users", type=int, default=16)
+    engine.add_argument("--new-tokens", type=int, default=256)
+    engine.add_argument("--repeats", type=int, default=3)
+    engine.add_argument(
+        "--speedups", action="store_true", help="also measure channels_last and a compiled UNet"
+    )
+    engine.set_defaults(run=cmd_bench_engine)
     return parser
 
 

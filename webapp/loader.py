@@ -142,7 +142,13 @@ class ModelManager:
         allow_pickle = self._settings.allow_pickle
         if entry.kind == "image":
             return diffusion.load_pipeline(
-                entry, device, dtype, allow_pickle, self._config_folder_for(entry)
+                entry,
+                device,
+                dtype,
+                allow_pickle,
+                self._config_folder_for(entry),
+                channels_last=self._settings.channels_last,
+                compile_unet=self._settings.compile_unet,
             )
         if entry.kind == "embedding":
             return llm.load_embedding_model(entry, device, dtype, allow_pickle)

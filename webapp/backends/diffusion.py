@@ -40,6 +40,8 @@ def load_pipeline(
     dtype: torch.dtype,
     allow_pickle: bool = False,
     config_folder: Path | None = None,
+    channels_last: bool = False,
+    compile_unet: bool = False,
 ) -> Any:
     if entry.format == "single-file":
         pipe = _load_single_file(entry, dtype, config_folder)
@@ -52,7 +54,20 @@ def load_pipeline(
         )
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
+    apply_speedups(pipe, channels_last, compile_unet)
     return pipe
+
+
+def apply_speedups(pipe: Any, channels_last: bool, compile_unet: bool) -> None:
+    """Opt-in speed-ups: channels-last memory layout, and regional torch.compile of the UNet
+    (only its repeated transformer blocks, so the warm-up stays short)."""
+    denoiser = getattr(pipe, "unet", None)
+    if denoiser is None:
+        return
+    if channels_last:
+        denoiser.to(memory_format=torch.channels_last)
+    if compile_unet:
+        denoiser.compile_repeated_blocks(fullgraph=True)
 
 
 def _load_single_file(entry: ModelEntry, dtype: torch.dtype, config_folder: Path | None) -> Any:

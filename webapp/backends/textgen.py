@@ -37,6 +37,9 @@ class Sequence:
     text: str = ""
     finish_reason: str | None = None  # stop | length | eos
     generator: torch.Generator | None = None
+    # Incremental detokenization window over `generated`.
+    prefix: int = 0
+    read: int = 0
 
     @property
     def finished(self) -> bool:
@@ -158,21 +161,41 @@ class DecodeBatch:
         self._accept(self.sequences, logits)
 
     def _accept(self, sequences: list[Sequence], logits: torch.Tensor) -> None:
-        for sequence, row in zip(sequences, logits, strict=True):
+        greedy = logits.argmax(dim=-1).tolist()  # one device sync for every greedy row
+        for sequence, row, best in zip(sequences, logits, greedy, strict=True):
             if sequence.finished:
                 continue
-            token = _sample(row, sequence.sampling, sequence.generator)
+            sampling = sequence.sampling
+            token = (
+                best if sampling.temperature <= 0 else _sample(row, sampling, sequence.generator)
+            )
             if token in self._eos:
-                sequence.finish_reason = "eos"
+                self._finish(sequence, "eos")
                 continue
             sequence.generated.append(token)
-            text = self.tokenizer.decode(sequence.generated, skip_special_tokens=True)
-            sequence.text = _cut_at_stop(text, sequence)
-            if (
-                not sequence.finished
-                and len(sequence.generated) >= sequence.sampling.max_new_tokens
-            ):
-                sequence.finish_reason = "length"
+            self._detokenize(sequence)
+            if not sequence.finished and len(sequence.generated) >= sampling.max_new_tokens:
+                self._finish(sequence, "length")
+
+    def _finish(self, sequence: Sequence, reason: str) -> None:
+        """The final text: the whole answer decoded once (a held-back partial character
+        included), cut at a stop string."""
+        sequence.text = self.tokenizer.decode(sequence.generated, skip_special_tokens=True)
+        sequence.finish_reason = reason
+        _cut_at_stop(sequence)
+
+    def _detokenize(self, sequence: Sequence) -> None:
+        """Append the new token's text, decoding only a short window (not the whole answer);
+        a token that ends mid-character waits for the next one."""
+        ids = sequence.generated
+        before = self.tokenizer.decode(
+            ids[sequence.prefix : sequence.read], skip_special_tokens=True
+        )
+        after = self.tokenizer.decode(ids[sequence.prefix :], skip_special_tokens=True)
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            sequence.text += after[len(before) :]
+            sequence.prefix, sequence.read = sequence.read, len(ids)
+            _cut_at_stop(sequence)
 
     def visible_text(self, sequence: Sequence) -> str:
         """Text safe to show while streaming: a possible start of a stop string is held back."""
@@ -186,12 +209,12 @@ class DecodeBatch:
         return text
 
 
-def _cut_at_stop(text: str, sequence: Sequence) -> str:
+def _cut_at_stop(sequence: Sequence) -> None:
+    text = sequence.text
     hits = [text.find(stop) for stop in sequence.sampling.stop if stop and stop in text]
     if hits:
         sequence.finish_reason = "stop"
-        return text[: min(hits)]
-    return text
+        sequence.text = text[: min(hits)]
 
 
 def _pad_left(tensor: torch.Tensor, length: int, dim: int = -2) -> torch.Tensor:
@@ -204,8 +227,6 @@ def _pad_left(tensor: torch.Tensor, length: int, dim: int = -2) -> torch.Tensor:
 
 
 def _sample(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator) -> int:
-    if sampling.temperature <= 0:
-        return int(logits.argmax())
     probs = torch.softmax(logits.float() / sampling.temperature, dim=-1)
     if sampling.top_p < 1:
         sorted_probs, order = probs.sort(descending=True)

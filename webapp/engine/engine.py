@@ -194,7 +194,8 @@ class Engine:
                 self._serve_once()
             except Exception:  # a bug here must not kill the worker
                 log.exception("engine worker error")
-            self._forget_old_jobs()
+            if len(self._running) > MAX_TEXT_BATCH or len(self._jobs) > KEEP_FINISHED * 2:
+                self._forget_old_jobs()
 
     def _serve_once(self) -> None:
         if self._text is not None or self._has_queued("text"):
@@ -209,7 +210,7 @@ class Engine:
     def _forget_old_jobs(self) -> None:
         with self._lock:
             finished = [job_id for job_id, job in self._jobs.items() if job.finished]
-            for job_id in finished[: max(0, len(finished) - KEEP_FINISHED)]:
+            for job_id in finished[: max(0, len(finished) - KEEP_FINISHED // 2)]:
                 del self._jobs[job_id]
             self._running = [job for job in self._running if not job.finished]
 
