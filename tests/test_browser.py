@@ -118,7 +118,7 @@ def page(browser, app_url):
 
 def test_home_shows_what_atelier_is_and_the_ready_models(page, app_url):
     page.goto(app_url)
-    page.get_by_role("heading", name="Atelier").wait_for()
+    page.get_by_role("heading", name="Atelier", exact=True).wait_for()
     assert page.get_by_text("Nothing you type or make leaves the building").is_visible()
     assert page.get_by_text("Tiny LLM (test model)").is_visible()
     assert page.get_by_text("Tiny SD (test model)").is_visible()
@@ -128,7 +128,7 @@ def test_home_shows_what_atelier_is_and_the_ready_models(page, app_url):
 def test_models_page_lists_models_and_loads_one(page, app_url):
     page.goto(app_url)
     page.get_by_role("link", name="Models").click()
-    page.get_by_role("heading", name="Models").wait_for()
+    page.get_by_role("heading", name="Models", exact=True).wait_for()
     page.get_by_text("Memory used by loaded models").wait_for()
     page.get_by_role("gridcell", name="tiny-sd", exact=True, include_hidden=True).wait_for(
         state="attached"
@@ -140,3 +140,12 @@ def test_models_page_lists_models_and_loads_one(page, app_url):
     page.get_by_text("Loaded tiny-llm in").or_(page.get_by_text("Loaded tiny-sd in")).wait_for()
     if os.environ.get("ATELIER_SCREENSHOTS"):
         page.screenshot(path=os.path.join(os.environ["ATELIER_SCREENSHOTS"], "models.png"))
+
+
+def test_queue_page_shows_the_queue_and_device(page, app_url):
+    page.goto(app_url)
+    page.get_by_role("link", name="Queue").click()
+    page.get_by_role("heading", name="Queue", exact=True).wait_for()
+    page.get_by_text("Waiting", exact=True).wait_for()
+    page.get_by_text("No jobs yet").wait_for()
+    page.get_by_text("Device memory in use").wait_for()
