@@ -111,7 +111,7 @@ def app_url(tiny_models_dir, tmp_path_factory):
 def page(browser, app_url):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
-    opened.set_default_timeout(30_000)
+    opened.set_default_timeout(60_000)
     yield opened
     context.close()
 

@@ -338,3 +338,32 @@ def test_bad_requests_are_refused_at_submit_with_the_field(fake_engine, request_
 def test_a_text_model_cannot_make_images(fake_engine):
     with pytest.raises(ValidationError, match="is a text model"):
         fake_engine.submit(ImageRequest("tiny-llm", "a fox", width=64, height=64), ADA)
+
+
+@pytest.fixture
+def lora_engine(models_dir):
+    from webapp.testmodels import make_test_lora
+
+    make_test_lora(models_dir / "tiny-sd", models_dir / "loras" / "bold-style.safetensors")
+    built = build_engine(Settings(models_dir=models_dir, device="cpu"))
+    yield built
+    built.shutdown()
+
+
+def test_lora_changes_the_image_and_is_removed_afterwards(lora_engine):
+    from webapp.engine import LoraWeight
+
+    plain = lora_engine.submit(image(), ADA).result(60).images[0]
+    styled = lora_engine.submit(image(loras=(LoraWeight("bold-style", 1.0),)), ADA).result(60)
+    assert np.abs(pixels(styled.images[0]) - pixels(plain)).max() > 10
+    zero = lora_engine.submit(image(loras=(LoraWeight("bold-style", 0.0),)), ADA).result(60)
+    assert_same_image(plain, zero.images[0])
+    assert_same_image(plain, lora_engine.submit(image(), ADA).result(60).images[0])
+
+
+def test_unknown_lora_is_refused_with_what_is_installed(lora_engine):
+    from webapp.engine import LoraWeight
+
+    with pytest.raises(ValidationError, match="Available: bold-style") as caught:
+        lora_engine.submit(image(loras=(LoraWeight("../../etc/passwd", 1.0),)), ADA)
+    assert caught.value.field == "loras"

@@ -97,6 +97,26 @@ class Registry:
         return entry
 
 
+def lora_names(models_dir: Path) -> list[str]:
+    """The LoRA files under `models/loras/` (safetensors only)."""
+    folder = models_dir / LORA_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.safetensors") if NAME_PATTERN.match(p.stem))
+
+
+def lora_path(models_dir: Path, name: str) -> Path:
+    """The file of an installed LoRA, or a ValidationError naming the ones there are."""
+    if not NAME_PATTERN.match(name or "") or name not in lora_names(models_dir):
+        available = ", ".join(lora_names(models_dir)) or "none installed"
+        raise ValidationError(
+            f"Unknown LoRA {name!r}. Available: {available}. An admin adds LoRAs as "
+            f"NAME.safetensors files in {models_dir / LORA_DIR}.",
+            field="loras",
+        )
+    return models_dir / LORA_DIR / f"{name}.safetensors"
+
+
 def discover(settings: Settings) -> Registry:
     """Scan the models dir and apply the catalog."""
     models_dir = settings.models_dir

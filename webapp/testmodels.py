@@ -173,3 +173,30 @@ def _save_tiny_llm(folder: Path) -> None:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
+
+
+def make_test_lora(tiny_sd: Path, target: Path, seed: int = SEED) -> Path:
+    """A small random LoRA for `tiny-sd`'s UNet, saved as a diffusers LoRA .safetensors."""
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_sd), local_files_only=True)
+    unet = pipe.unet
+    unet.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+    )
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in unet.named_parameters():
+            if "lora_" in name:  # peft starts B at zero (no effect); make it matter
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    StableDiffusionPipeline.save_lora_weights(
+        str(target.parent),
+        unet_lora_layers=layers,
+        weight_name=target.name,
+        safe_serialization=True,
+    )
+    return target

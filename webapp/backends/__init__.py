@@ -12,11 +12,10 @@ os.environ.setdefault("DISABLE_TELEMETRY", "1")
 
 import transformers.utils.logging  # noqa: E402
 
-# Importing diffusers makes transformers warn about optional image backends we do not use.
+# diffusers' pipelines make transformers warn about optional image backends Atelier does not
+# use; load failures still raise, and Atelier logs them itself.
 transformers.utils.logging.set_verbosity_error()
 import diffusers.utils.logging  # noqa: E402
-
-transformers.utils.logging.set_verbosity_warning()
 
 # Progress bars belong to the engine's job progress, not to the server log.
 diffusers.utils.logging.disable_progress_bar()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,22 @@ def generate_images(
     with torch.inference_mode():
         output = call_pipe(**arguments)
     return list(output.images)
+
+
+@contextmanager
+def loras_applied(pipe: Any, loras: list[tuple[str, Path, float]]) -> Iterator[None]:
+    """LoRA adapters (name, file, weight) active on the pipeline for the block only."""
+    if not loras:
+        yield
+        return
+    names = [name for name, _, _ in loras]
+    try:
+        for name, path, _ in loras:
+            pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
+        pipe.set_adapters(names, adapter_weights=[weight for _, _, weight in loras])
+        yield
+    finally:
+        pipe.delete_adapters(names)
 
 
 def _pipeline_for(pipe: Any, settings: BatchSettings) -> Any:

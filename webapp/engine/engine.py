@@ -21,6 +21,7 @@ from webapp.engine.jobs import ImageResult, Job, JobStatus, Progress, TextResult
 from webapp.engine.requests import ImageRequest, TextRequest
 from webapp.errors import AtelierError, Forbidden, ValidationError
 from webapp.loader import ModelManager
+from webapp.registry import lora_path
 from webapp.settings import Settings
 from webapp.users import User
 
@@ -89,6 +90,8 @@ class Engine:
             raise ValidationError(
                 f"{request.model!r} is a {entry.kind} model; choose a {kind} model.", field="model"
             )
+        for lora in getattr(request, "loras", ()):
+            lora_path(self.settings.models_dir, lora.name)
         job = Job(request=request, user=user, kind=kind, _cancel=self.cancel)
         with self._lock:
             if self._stopping:
@@ -275,6 +278,7 @@ class Engine:
             job._finish(JobStatus.DONE, ImageResult(images=mine, seeds=seeds, seconds=seconds))
 
     def _generate(self, jobs: list[Job]) -> list[Any]:
+        from webapp.backends import diffusion
         from webapp.backends.diffusion import BatchSettings, ImageRow
 
         first: ImageRequest = jobs[0].request
@@ -315,7 +319,11 @@ class Engine:
                 job._update(**changes)
             return all(job.finished for job in owners)
 
-        with self.manager.use(first.model) as pipe:
+        loras = [
+            (lora.name, lora_path(self.settings.models_dir, lora.name), lora.weight)
+            for lora in first.loras
+        ]
+        with self.manager.use(first.model) as pipe, diffusion.loras_applied(pipe, loras):
             return self._run_images(pipe, rows, batch, on_step)
 
     # -- text -----------------------------------------------------------------------------
