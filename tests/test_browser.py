@@ -119,10 +119,13 @@ def page(browser, app_url):
 def test_home_shows_what_atelier_is_and_the_ready_models(page, app_url):
     page.goto(app_url)
     page.get_by_role("heading", name="Atelier", exact=True).wait_for()
-    assert page.get_by_text("Nothing you type or make leaves the building").is_visible()
-    assert page.get_by_text("Tiny LLM (test model)").is_visible()
-    assert page.get_by_text("Tiny SD (test model)").is_visible()
-    assert page.get_by_text("Running on").is_visible()
+    for words in (
+        "Nothing you type or make leaves the building",
+        "Tiny LLM (test model)",
+        "Tiny SD (test model)",
+        "Running on",
+    ):
+        page.get_by_text(words).wait_for()
 
 
 def test_models_page_lists_models_and_loads_one(page, app_url):
