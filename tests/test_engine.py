@@ -367,3 +367,15 @@ def test_unknown_lora_is_refused_with_what_is_installed(lora_engine):
     with pytest.raises(ValidationError, match="Available: bold-style") as caught:
         lora_engine.submit(image(loras=(LoraWeight("../../etc/passwd", 1.0),)), ADA)
     assert caught.value.field == "loras"
+
+
+def test_large_images_take_more_of_a_batch(fake_engine, recorder):
+    blocker = hold_worker(fake_engine, recorder)
+    big = [
+        fake_engine.submit(image(f"big {i}", width=1024, height=512), User(f"u{i}", "U"))
+        for i in range(3)
+    ]
+    recorder.gate.set()
+    for job in [blocker, *big]:
+        job.result(30)
+    assert sorted(len(call) for call in recorder.calls[1:]) == [1, 2]  # 2 units each, cap 4

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -49,6 +50,12 @@ def _image_batch_key(job: Job) -> tuple:
         request.strength,
         request.loras,
     )
+
+
+def _image_units(job: Job) -> int:
+    """A job's share of a batch, in 512×512 images: memory grows with the pixel count."""
+    request: ImageRequest = job.request
+    return request.num_images * max(1, math.ceil(request.width * request.height / 512**2))
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
@@ -225,7 +232,7 @@ class Engine:
                 "image",
                 key=_image_batch_key,
                 max_units=self.settings.max_batch_images,
-                units=lambda job: job.request.num_images,
+                units=_image_units,
             )
             for job in jobs:
                 job._start()
