@@ -152,3 +152,18 @@ def test_queue_page_shows_the_queue_and_device(page, app_url):
     page.get_by_text("Waiting", exact=True).wait_for()
     page.get_by_text("No jobs yet").wait_for()
     page.get_by_text("Device memory in use").wait_for()
+
+
+def test_run_a_text_tool_and_see_its_answer(page, app_url):
+    page.goto(app_url)
+    page.get_by_role("link", name="Text tools").click()
+    page.get_by_text("Pick a tool.").wait_for()
+    page.locator(".st-key-open-summarise button").click()
+    page.get_by_role("heading", name="Summarise").wait_for()
+    page.get_by_label("Text to summarise").fill("Anna books the room; Ben sends the agenda.")
+    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Download .docx").wait_for()
+    page.get_by_text("· tiny-llm").wait_for()
+    if os.environ.get("ATELIER_SCREENSHOTS"):
+        page.wait_for_timeout(3000)
+        page.screenshot(path=os.path.join(os.environ["ATELIER_SCREENSHOTS"], "text-tool.png"))

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from tests.conftest import REPO
 from webapp.cli import main
 
 
@@ -11,6 +12,7 @@ def env(monkeypatch, tiny_models_dir, tmp_path):
     monkeypatch.setenv("ATELIER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("ATELIER_DEVICE", "cpu")
     monkeypatch.setenv("ATELIER_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("ATELIER_LIBRARY_DIR", str(REPO / "library"))
     (tmp_path / "none.toml").write_text("")
     return tmp_path
 
@@ -77,3 +79,58 @@ def test_bench_load_prints_cold_and_warm_figures(env, capsys):
 def test_bench_load_of_a_path_is_refused(env, capsys):
     assert main(["bench", "load", "--model", "../../etc"]) == 2
     assert "not a model name" in capsys.readouterr().err
+
+
+def test_text_list_shows_tools_and_their_fields(env, capsys):
+    assert main(["text", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "summarise" in out and "length (choice: one sentence|" in out
+    assert "headlines" in out and "variants (number)" in out
+
+
+def test_text_tool_streams_its_answer_to_stdout(env, capsys):
+    code = main(
+        [
+            "text",
+            "summarise",
+            "--model",
+            "tiny-llm",
+            "--input",
+            "Notes {{ 7*7 }}",
+            "--field",
+            "length=one sentence",
+            "--seed",
+            "3",
+        ]
+    )
+    assert code == 0
+    assert capsys.readouterr().out.strip()
+
+
+def test_text_tool_reads_its_input_from_a_file(env, capsys, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Meeting on Tuesday.", encoding="utf-8")
+    assert main(["text", "proofread", "--model", "tiny-llm", "--input-file", str(notes)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["text", "poetry", "--input", "x"], "Unknown tool 'poetry'"),
+        (["text", "summarise", "--input", "x", "--voice", "pirate"], "Unknown brand voice"),
+        (["text", "summarise", "--input", "   "], "Fill in"),
+        (["text", "summarise", "--input", "x", "--field", "length"], "key=value"),
+        (["text", "summarise", "--input", "x", "--model", "nope"], "No model named 'nope'"),
+    ],
+)
+def test_text_bad_input_gives_one_clear_line(env, capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_text_binary_input_file_is_refused(env, capsys, tmp_path):
+    binary = tmp_path / "photo.bin"
+    binary.write_bytes(bytes(range(256)))
+    assert main(["text", "summarise", "--input-file", str(binary)]) == 2
+    assert "not a UTF-8 text file" in capsys.readouterr().err

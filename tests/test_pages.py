@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
 from webapp.ui.resources import get_services
+from webapp.users import User
 
 APP = str(REPO / "app.py")
 
@@ -167,3 +168,85 @@ def test_queue_page_for_a_member_has_no_admin_sections(app_env, tiny_models_dir)
     assert not app.toggle
     assert "No jobs yet" in app.info[0].value
     assert not any(s.value == "Device" for s in app.subheader)
+
+
+def open_text_tool(app: AppTest, tool_id: str) -> AppTest:
+    app.switch_page("pages/text_tools.py").run()
+    app.button(key=f"open-{tool_id}").click().run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_text_tools_gallery_shows_every_tool_as_a_card(app_env, tiny_models_dir):
+    app_env(tiny_models_dir)
+    app = run_app()
+    app.switch_page("pages/text_tools.py").run()
+    cards = [m.value for m in app.markdown if m.value.startswith("####")]
+    assert len(cards) == 9
+    assert any("Summarise" in card for card in cards)
+    assert "Turn a long text into a short summary of the length you choose." in [
+        c.value for c in app.caption
+    ]
+
+
+def test_run_a_text_tool_and_see_the_streamed_result(app_env, tiny_models_dir):
+    app_env(tiny_models_dir)
+    app = open_text_tool(run_app(), "summarise")
+    assert app.header[0].value == ":material/summarize: Summarise"
+    app.text_area(key="field-summarise-text").input("Anna books the room {{ 7*7 }}.")
+    app.text_input(key="seed-summarise").input("42")
+    app.button(key="FormSubmitter:form-summarise-Run").click().run()
+    assert not app.exception, app.exception
+    assert "Seed 42 · tiny-llm" in [c.value for c in app.caption]
+    answer = app.code[0].value
+    assert answer  # the copy box holds the streamed answer
+    assert [b.label for b in app.get("download_button")] == [
+        "Download .txt",
+        "Download .md",
+        "Download .docx",
+    ]
+    job = get_services().engine.jobs(User("local", "Local user", True))[0]
+    assert "Anna books the room {{ 7*7 }}." in job.request.messages[-1].content
+    assert job.result().text == answer
+
+
+def test_text_tool_bad_inputs_show_their_messages(app_env, tiny_models_dir):
+    app_env(tiny_models_dir)
+    app = open_text_tool(run_app(), "summarise")
+    app.button(key="FormSubmitter:form-summarise-Run").click().run()
+    assert [e.value for e in app.error] == ["**Text:** Fill in “Text to summarise”."]
+    app.text_area(key="field-summarise-text").input("word " * 3000)
+    app.button(key="FormSubmitter:form-summarise-Run").click().run()
+    assert "Cut about" in app.error[0].value
+    app.text_area(key="field-summarise-text").input("fine")
+    app.text_input(key="seed-summarise").input("lucky")
+    app.button(key="FormSubmitter:form-summarise-Run").click().run()
+    assert "seed must be a whole number" in app.error[0].value
+
+
+def test_headlines_show_the_variants_side_by_side(app_env, tiny_models_dir):
+    app_env(tiny_models_dir)
+    app = open_text_tool(run_app(), "headlines")
+    app.text_area(key="field-headlines-subject").input("a reusable coffee cup")
+    app.number_input(key="field-headlines-variants").set_value(3)
+    app.button(key="FormSubmitter:form-headlines-Run").click().run()
+    assert not app.exception, app.exception
+    assert [c.value for c in app.caption if c.value.startswith("Idea")] == [
+        "Idea 1",
+        "Idea 2",
+        "Idea 3",
+    ]
+
+
+def test_chat_answers_and_keeps_the_conversation(app_env, tiny_models_dir):
+    app_env(tiny_models_dir)
+    app = open_text_tool(run_app(), "chat")
+    app.number_input(key="max-tokens-chat").set_value(16).run()
+    app.chat_input[0].set_value("Hello <script>alert(1)</script>").run()
+    assert not app.exception, app.exception
+    assert [m.name for m in app.chat_message] == ["user", "assistant"]
+    assert "Hello <script>alert(1)</script>" in [t.value for t in app.text]  # plain text
+    app.chat_input[0].set_value("And again").run()
+    assert [m.name for m in app.chat_message] == ["user", "assistant", "user", "assistant"]
+    next(b for b in app.button if b.label == "New chat").click().run()
+    assert not app.chat_message

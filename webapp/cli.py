@@ -12,6 +12,7 @@ from pathlib import Path
 
 from webapp.errors import AtelierError
 from webapp.settings import Settings, load_settings
+from webapp.users import local_user
 
 APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
 
@@ -135,6 +136,61 @@ def cmd_bench_engine(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_text(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.services import build_services
+
+    services = build_services(settings)
+    text = services.text
+    user = local_user(settings)  # the terminal is the local user, as the browser is
+    try:
+        if args.list or not args.tool:
+            for tool in text.tools(user):
+                fields = ", ".join(
+                    f"{f.id} ({f.type}{': ' + '|'.join(f.choices) if f.choices else ''})"
+                    for f in tool.fields
+                )
+                print(f"{tool.id:<18} {tool.name} — {tool.description}\n{'':<18} fields: {fields}")
+            for problem in text.problems(user):
+                print(f"problem: {problem}", file=sys.stderr)
+            return 0
+        tool = text.tool(args.tool)
+        inputs = dict(_parse_field(item) for item in args.field)
+        main_field = next((f.id for f in tool.fields if f.type in ("long_text", "text")), None)
+        if args.input_file:
+            inputs[main_field] = _read_input_file(Path(args.input_file))
+        elif args.input is not None:
+            inputs[main_field] = args.input
+        run = text.run_tool(
+            args.tool, inputs, user, model=args.model, voice=args.voice, seed=args.seed
+        )
+        for index, job in enumerate(run.jobs):
+            if len(run.jobs) > 1:
+                print(f"--- {index + 1} ---")
+            for piece in job.stream():
+                print(piece, end="", flush=True)
+            job.result()
+            print()
+        return 0
+    finally:
+        services.close()
+
+
+def _parse_field(item: str) -> tuple[str, str]:
+    key, separator, value = item.partition("=")
+    if not separator or not key:
+        raise AtelierError(f"--field {item!r} must look like key=value.")
+    return key.strip(), value
+
+
+def _read_input_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise AtelierError(f"{path} is not a UTF-8 text file; give a plain text file.") from None
+    except OSError as error:
+        raise AtelierError(f"Cannot read {path}: {error.strerror}.") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="atelier", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8501)
     serve.add_argument("--address", default="0.0.0.0")
     serve.set_defaults(run=cmd_serve)
+
+    text = commands.add_parser("text", help="run a text tool, streaming to stdout")
+    text.add_argument("tool", nargs="?", help="the tool's id (see --list)")
+    text.add_argument("--list", action="store_true", help="list the tools and their fields")
+    text.add_argument("--model")
+    text.add_argument("--voice")
+    source = text.add_mutually_exclusive_group()
+    source.add_argument("--input", help="the text for the tool's main field")
+    source.add_argument("--input-file", help="a UTF-8 text file for the tool's main field")
+    text.add_argument("--field", action="append", default=[], metavar="KEY=VALUE")
+    text.add_argument("--seed", type=int)
+    text.set_defaults(run=cmd_text)
 
     bench = commands.add_parser("bench", help="benchmarks (JSON out)")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True)

@@ -28,6 +28,8 @@ DTYPES = ("auto", "float16", "bfloat16", "float32")
 class Settings:
     models_dir: Path = Path("models")
     data_dir: Path = Path("data")
+    # Text tools, brand voices and other admin-editable data files.
+    library_dir: Path = Path("library")
     device: str = "auto"
     dtype: str = "auto"
     # None means automatic: most of free VRAM on a GPU, half of RAM on the CPU.
@@ -101,6 +103,7 @@ def _bool(value: Any) -> bool:
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "models_dir": _path,
     "data_dir": _path,
+    "library_dir": _path,
     "device": _device,
     "dtype": _dtype,
     "memory_budget_gb": _budget,

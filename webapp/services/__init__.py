@@ -12,6 +12,7 @@ from webapp.registry import LiveRegistry
 from webapp.services.jobs import JobService
 from webapp.services.models import ModelService
 from webapp.services.system import SystemService
+from webapp.services.text import TextService
 from webapp.settings import Settings
 
 
@@ -22,6 +23,7 @@ class Services:
     jobs: JobService
     models: ModelService
     system: SystemService
+    text: TextService
 
     @property
     def manager(self) -> ModelManager:
@@ -50,4 +52,5 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         jobs=JobService(engine),
         models=ModelService(registry, manager),
         system=SystemService(settings, manager.device, registry, manager),
+        text=TextService(settings, engine),
     )

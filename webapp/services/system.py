@@ -15,6 +15,7 @@ from webapp.embedded import DEFAULT_TEXT_MODEL, is_prepared
 from webapp.loader import ModelManager
 from webapp.registry import LiveRegistry
 from webapp.settings import Settings, env_name
+from webapp.text_tools import load_library
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,25 @@ class SystemService:
                     )
                 )
         checks.extend(Check("models dir", False, problem) for problem in registry.problems)
+        library = load_library(self._settings.library_dir)
+        checks.append(
+            Check(
+                "text tools",
+                True,
+                f"{len(library.tools)} tool(s), {len(library.voices)} brand voice(s)",
+            )
+        )
+        checks.extend(
+            Check(
+                "library file",
+                False,
+                problem,
+                "Fix the file (the error names the line) "
+                "or remove it; the other tools keep working.",
+                required=False,
+            )
+            for problem in library.problems
+        )
         return DoctorReport(facts=facts, checks=checks)
 
     def _models_dir_check(self) -> Check:

@@ -1,0 +1,283 @@
+"""Text tools and brand voices: data files an admin adds without code.
+
+A tool's prompt is a Jinja2 template, rendered in a sandbox with the user's inputs passed as
+data: text a person types is never itself rendered as a template.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from webapp.engine import ChatMessage
+from webapp.errors import ValidationError
+
+FIELD_TYPES = ("text", "long_text", "choice", "number")
+MODES = ("single", "variants", "diff", "chat")
+PRESETS = {
+    "Precise": {"temperature": 0.2, "top_p": 0.9},
+    "Balanced": {"temperature": 0.7, "top_p": 0.9},
+    "Creative": {"temperature": 1.0, "top_p": 0.95},
+}
+MAX_INPUT_CHARS = 200_000
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+_templates = SandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+)
+
+
+@dataclass(frozen=True)
+class ToolField:
+    id: str
+    label: str
+    type: str = "text"
+    help: str = ""
+    placeholder: str = ""
+    choices: tuple[str, ...] = ()
+    default: Any = None
+    min: int | None = None
+    max: int | None = None
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Tool:
+    id: str
+    name: str
+    description: str
+    icon: str
+    mode: str
+    system: str
+    prompt: str
+    fields: tuple[ToolField, ...]
+    preset: str = "Balanced"
+    max_new_tokens: int = 512
+    takes_voice: bool = False
+    preferred_model: str = ""
+
+    def field(self, field_id: str) -> ToolField | None:
+        return next((f for f in self.fields if f.id == field_id), None)
+
+
+@dataclass(frozen=True)
+class Voice:
+    id: str
+    name: str
+    description: str
+    use: tuple[str, ...] = ()
+    avoid: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Library:
+    tools: dict[str, Tool] = field(default_factory=dict)
+    voices: dict[str, Voice] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+def load_library(folder: Path) -> Library:
+    """Every tool and voice file under `folder`; a broken file becomes a problem, not a crash."""
+    problems: list[str] = []
+    tools = _load_all(folder / "tools", _parse_tool, problems)
+    voices = _load_all(folder / "voices", _parse_voice, problems)
+    return Library(tools=tools, voices=voices, problems=tuple(problems))
+
+
+def _load_all(folder: Path, parse, problems: list[str]) -> dict[str, Any]:
+    items: dict[str, Any] = {}
+    if not folder.is_dir():
+        return items
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            if not ID_PATTERN.match(path.stem):
+                raise ValueError("name the file with lower-case letters, digits, '-' or '_'")
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            items[path.stem] = parse(path.stem, data)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError, TypeError) as error:
+            problems.append(f"{path.parent.name}/{path.name}: {error}")
+    return items
+
+
+def _require(data: dict[str, Any], key: str, kind: type) -> Any:
+    if key not in data:
+        raise ValueError(f"missing {key!r}")
+    if not isinstance(data[key], kind):
+        raise ValueError(f"{key!r} must be a {kind.__name__}")
+    return data[key]
+
+
+def _parse_field(data: dict[str, Any]) -> ToolField:
+    known = {f for f in ToolField.__dataclass_fields__}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"field has unknown keys {sorted(unknown)}")
+    item = ToolField(**{**data, "choices": tuple(data.get("choices", ()))})
+    if not ID_PATTERN.match(item.id):
+        raise ValueError(f"field id {item.id!r} must be lower-case letters, digits, '-' or '_'")
+    if item.type not in FIELD_TYPES:
+        raise ValueError(f"field {item.id!r} has type {item.type!r}; use one of {FIELD_TYPES}")
+    if item.type == "choice" and not item.choices:
+        raise ValueError(f"choice field {item.id!r} needs 'choices'")
+    return item
+
+
+def _parse_tool(tool_id: str, data: dict[str, Any]) -> Tool:
+    fields = tuple(_parse_field(f) for f in _require(data, "fields", list))
+    mode = data.get("mode", "single")
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} is not one of {MODES}")
+    preset = data.get("preset", "Balanced")
+    if preset not in PRESETS:
+        raise ValueError(f"preset {preset!r} is not one of {tuple(PRESETS)}")
+    prompt = _require(data, "prompt", str)
+    try:
+        used = meta.find_undeclared_variables(_templates.parse(prompt))
+    except TemplateSyntaxError as error:
+        raise ValueError(f"prompt template error on line {error.lineno}: {error.message}") from None
+    missing = used - {f.id for f in fields}
+    if missing:
+        raise ValueError(f"the prompt uses {sorted(missing)}, which are not fields of the tool")
+    return Tool(
+        id=tool_id,
+        name=_require(data, "name", str),
+        description=data.get("description", ""),
+        icon=data.get("icon", "🛠️"),
+        mode=mode,
+        system=data.get("system", ""),
+        prompt=prompt,
+        fields=fields,
+        preset=preset,
+        max_new_tokens=int(data.get("max_new_tokens", 512)),
+        takes_voice=bool(data.get("takes_voice", False)),
+        preferred_model=data.get("preferred_model", ""),
+    )
+
+
+def _parse_voice(voice_id: str, data: dict[str, Any]) -> Voice:
+    return Voice(
+        id=voice_id,
+        name=_require(data, "name", str),
+        description=_require(data, "description", str),
+        use=tuple(data.get("use", ())),
+        avoid=tuple(data.get("avoid", ())),
+        examples=tuple(data.get("examples", ())),
+    )
+
+
+# -- inputs and prompts ---------------------------------------------------------------------
+
+
+def clean_text(value: Any, field_id: str, label: str, required: bool = True) -> str:
+    """Plain text from a person: present, not binary, not absurdly long."""
+    text = "" if value is None else str(value)
+    text = text.replace("\r\n", "\n").strip()
+    if required and not text:
+        raise ValidationError(f"Fill in “{label}”.", field=field_id)
+    if CONTROL_CHARACTERS.search(text):
+        raise ValidationError(
+            f"“{label}” contains control characters, as if a binary file was pasted. "
+            "Paste plain text.",
+            field=field_id,
+        )
+    if len(text) > MAX_INPUT_CHARS:
+        raise ValidationError(
+            f"“{label}” is {len(text):,} characters; the most is {MAX_INPUT_CHARS:,}.",
+            field=field_id,
+        )
+    return text
+
+
+def clean_inputs(tool: Tool, raw: dict[str, Any]) -> dict[str, Any]:
+    """Check every field of the tool; returns the values to render the prompt with."""
+    unknown = set(raw) - {f.id for f in tool.fields}
+    if unknown:
+        raise ValidationError(
+            f"{tool.name} has no field(s) {', '.join(sorted(unknown))}; its fields are "
+            f"{', '.join(f.id for f in tool.fields)}.",
+            field=sorted(unknown)[0],
+        )
+    values: dict[str, Any] = {}
+    for item in tool.fields:
+        value = raw.get(item.id, item.default)
+        if item.type == "choice":
+            if value not in item.choices:
+                raise ValidationError(
+                    f"“{item.label}” must be one of: {', '.join(item.choices)}.", field=item.id
+                )
+        elif item.type == "number":
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise ValidationError(
+                    f"“{item.label}” must be a whole number.", field=item.id
+                ) from None
+            if (item.min is not None and value < item.min) or (
+                item.max is not None and value > item.max
+            ):
+                raise ValidationError(
+                    f"“{item.label}” must be between {item.min} and {item.max}.", field=item.id
+                )
+        else:
+            value = clean_text(value, item.id, item.label, item.required)
+        values[item.id] = value
+    return values
+
+
+def render_prompt(tool: Tool, values: dict[str, Any]) -> str:
+    """The tool's template with the values as data (never as template source)."""
+    try:
+        return _templates.from_string(tool.prompt).render(**values).strip()
+    except TemplateError as error:  # the sandbox refuses unsafe templates at render time
+        raise ValidationError(
+            f"The tool file for {tool.name!r} has a template Atelier will not run ({error}). "
+            "Tell your Atelier admin.",
+            field="tool",
+        ) from None
+
+
+def voice_instructions(voice: Voice) -> str:
+    lines = [f"Write in the brand voice “{voice.name}”: {voice.description}"]
+    if voice.use:
+        lines.append("Words and phrases to use: " + ", ".join(voice.use) + ".")
+    if voice.avoid:
+        lines.append("Never use: " + ", ".join(voice.avoid) + ".")
+    return "\n".join(lines)
+
+
+def voice_examples(voice: Voice) -> list[ChatMessage]:
+    """The voice's example texts as few-shot turns."""
+    turns: list[ChatMessage] = []
+    for example in voice.examples:
+        turns.append(ChatMessage("user", f"Show me a short text in the {voice.name} voice."))
+        turns.append(ChatMessage("assistant", example))
+    return turns
+
+
+def build_messages(
+    tool: Tool,
+    values: dict[str, Any],
+    voice: Voice | None = None,
+    history: tuple[ChatMessage, ...] = (),
+) -> tuple[ChatMessage, ...]:
+    """System prompt (with the voice), the voice's examples, any chat history, the request."""
+    system = tool.system
+    if voice is not None:
+        system = f"{system}\n\n{voice_instructions(voice)}".strip()
+    messages = [ChatMessage("system", system)] if system else []
+    if voice is not None:
+        messages.extend(voice_examples(voice))
+    messages.extend(history)
+    messages.append(ChatMessage("user", render_prompt(tool, values)))
+    return tuple(messages)
