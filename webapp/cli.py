@@ -191,6 +191,17 @@ def _read_input_file(path: Path) -> str:
         raise AtelierError(f"Cannot read {path}: {error.strerror}.") from None
 
 
+def cmd_bench_text(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.text import bench_text
+
+    print(
+        json.dumps(
+            bench_text(settings, args.model, args.new_tokens, args.repeats, APP_FILE), indent=2
+        )
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="atelier", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -250,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--speedups", action="store_true", help="also measure channels_last and a compiled UNet"
     )
     engine.set_defaults(run=cmd_bench_engine)
+    text_bench = bench_commands.add_parser("text", help="a text tool via engine and page")
+    text_bench.add_argument("--model", default="smollm2-135m-instruct")
+    text_bench.add_argument("--new-tokens", type=int, default=64)
+    text_bench.add_argument("--repeats", type=int, default=3)
+    text_bench.set_defaults(run=cmd_bench_text)
     return parser
 
 
