@@ -19,6 +19,7 @@ user = current_user()
 pages = {
     "Studio": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/image_studio.py", title="Image Studio", icon=":material/palette:"),
         st.Page("pages/text_tools.py", title="Text tools", icon=":material/edit_note:"),
         st.Page("pages/queue.py", title="Queue", icon=":material/queue:"),
     ],

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -175,6 +176,63 @@ def cmd_text(settings: Settings, args: argparse.Namespace) -> int:
         services.close()
 
 
+def cmd_image(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.services import build_services
+    from webapp.services.images import ImageForm
+
+    width, height = _parse_size(args.size) if args.size else (None, None)
+    form = ImageForm(
+        prompt=args.prompt,
+        model=args.model,
+        style=args.style,
+        seed=args.seed,
+        negative_prompt=args.negative,
+        steps=args.steps,
+        num_images=args.n,
+        width=width,
+        height=height,
+    )
+    services = build_services(settings)
+    user = local_user(settings)
+    try:
+        run = services.images.generate(form, user)
+        stored = services.images.finish(run, user)
+        out = Path(args.out) if args.out else None
+        images = []
+        for item in stored:
+            path = item.path
+            if out is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                path = Path(shutil.copy2(item.path, out / item.path.name))
+            images.append(
+                {
+                    "path": str(path),
+                    "seed": item.recipe["request"]["seed"],
+                    "parameters": item.parameters,
+                }
+            )
+        print(
+            json.dumps(
+                {
+                    "images": images,
+                    "warnings": run.warnings,
+                    "request": stored[0].recipe["request"],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    finally:
+        services.close()
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    width, separator, height = text.lower().partition("x")
+    if not separator or not width.isdigit() or not height.isdigit():
+        raise AtelierError(f"--size {text!r} must look like 512x768 (width x height).")
+    return int(width), int(height)
+
+
 def _parse_field(item: str) -> tuple[str, str]:
     key, separator, value = item.partition("=")
     if not separator or not key:
@@ -229,6 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8501)
     serve.add_argument("--address", default="0.0.0.0")
     serve.set_defaults(run=cmd_serve)
+
+    image = commands.add_parser("image", help="make images; prints JSON with their paths")
+    image.add_argument("prompt")
+    image.add_argument("--model")
+    image.add_argument("--negative")
+    image.add_argument("--seed", type=int)
+    image.add_argument("--steps", type=int)
+    image.add_argument("--size", help="WIDTHxHEIGHT, e.g. 512x768")
+    image.add_argument("--n", type=int, default=1, help="number of images (1-4)")
+    image.add_argument("--style")
+    image.add_argument("--out", help="also copy the PNGs into this folder")
+    image.set_defaults(run=cmd_image)
 
     text = commands.add_parser("text", help="run a text tool, streaming to stdout")
     text.add_argument("tool", nargs="?", help="the tool's id (see --list)")

@@ -7,7 +7,6 @@ data: text a person types is never itself rendered as a template.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from webapp.datafiles import ID_PATTERN, load_toml_folder, require
 from webapp.engine import ChatMessage
 from webapp.errors import ValidationError
 
@@ -27,7 +27,6 @@ PRESETS = {
 }
 MAX_INPUT_CHARS = 200_000
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 _templates = SandboxedEnvironment(
     undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
@@ -90,32 +89,9 @@ class Library:
 def load_library(folder: Path) -> Library:
     """Every tool and voice file under `folder`; a broken file becomes a problem, not a crash."""
     problems: list[str] = []
-    tools = _load_all(folder / "tools", _parse_tool, problems)
-    voices = _load_all(folder / "voices", _parse_voice, problems)
+    tools = load_toml_folder(folder / "tools", _parse_tool, problems)
+    voices = load_toml_folder(folder / "voices", _parse_voice, problems)
     return Library(tools=tools, voices=voices, problems=tuple(problems))
-
-
-def _load_all(folder: Path, parse, problems: list[str]) -> dict[str, Any]:
-    items: dict[str, Any] = {}
-    if not folder.is_dir():
-        return items
-    for path in sorted(folder.glob("*.toml")):
-        try:
-            if not ID_PATTERN.match(path.stem):
-                raise ValueError("name the file with lower-case letters, digits, '-' or '_'")
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-            items[path.stem] = parse(path.stem, data)
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError, TypeError) as error:
-            problems.append(f"{path.parent.name}/{path.name}: {error}")
-    return items
-
-
-def _require(data: dict[str, Any], key: str, kind: type) -> Any:
-    if key not in data:
-        raise ValueError(f"missing {key!r}")
-    if not isinstance(data[key], kind):
-        raise ValueError(f"{key!r} must be a {kind.__name__}")
-    return data[key]
 
 
 def _parse_field(data: dict[str, Any]) -> ToolField:
@@ -134,14 +110,14 @@ def _parse_field(data: dict[str, Any]) -> ToolField:
 
 
 def _parse_tool(tool_id: str, data: dict[str, Any]) -> Tool:
-    fields = tuple(_parse_field(f) for f in _require(data, "fields", list))
+    fields = tuple(_parse_field(f) for f in require(data, "fields", list))
     mode = data.get("mode", "single")
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {MODES}")
     preset = data.get("preset", "Balanced")
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r} is not one of {tuple(PRESETS)}")
-    prompt = _require(data, "prompt", str)
+    prompt = require(data, "prompt", str)
     try:
         used = meta.find_undeclared_variables(_templates.parse(prompt))
     except TemplateSyntaxError as error:
@@ -151,7 +127,7 @@ def _parse_tool(tool_id: str, data: dict[str, Any]) -> Tool:
         raise ValueError(f"the prompt uses {sorted(missing)}, which are not fields of the tool")
     return Tool(
         id=tool_id,
-        name=_require(data, "name", str),
+        name=require(data, "name", str),
         description=data.get("description", ""),
         icon=data.get("icon", "🛠️"),
         mode=mode,
@@ -168,8 +144,8 @@ def _parse_tool(tool_id: str, data: dict[str, Any]) -> Tool:
 def _parse_voice(voice_id: str, data: dict[str, Any]) -> Voice:
     return Voice(
         id=voice_id,
-        name=_require(data, "name", str),
-        description=_require(data, "description", str),
+        name=require(data, "name", str),
+        description=require(data, "description", str),
         use=tuple(data.get("use", ())),
         avoid=tuple(data.get("avoid", ())),
         examples=tuple(data.get("examples", ())),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -59,15 +59,12 @@ class Progress:
         return self.step / self.total if self.total else 0.0
 
 
-_ids = itertools.count(1)
-
-
 @dataclass(eq=False)
 class Job:
     request: Any
     user: User
     kind: str  # image | text
-    id: str = field(default_factory=lambda: f"job-{next(_ids)}")
+    id: str = field(default_factory=lambda: f"job-{uuid.uuid4().hex[:12]}")
     submitted_at: float = field(default_factory=time.time)
     started_at: float | None = None
     first_token_at: float | None = None
@@ -107,6 +104,12 @@ class Job:
     def cancel(self, by_user: User) -> bool:
         """Ask the engine to cancel; only the owner or an admin may (else Forbidden)."""
         return self._cancel(self, by_user) if self._cancel else False
+
+    def wait_for_update(self, timeout: float) -> None:
+        """Block until the job changes (a step, a token, the end) or `timeout` passes."""
+        with self._changed:
+            if not self.finished:
+                self._changed.wait(timeout)
 
     def stream(self, poll_seconds: float = 0.05) -> Iterator[str]:
         """Text as it is made, piece by piece, until the job ends (for st.write_stream)."""

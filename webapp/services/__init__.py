@@ -9,6 +9,7 @@ import torch
 from webapp.engine import Engine, build_engine
 from webapp.loader import ModelManager
 from webapp.registry import LiveRegistry
+from webapp.services.images import ImageService
 from webapp.services.jobs import JobService
 from webapp.services.models import ModelService
 from webapp.services.system import SystemService
@@ -21,6 +22,7 @@ class Services:
     settings: Settings
     engine: Engine
     jobs: JobService
+    images: ImageService
     models: ModelService
     system: SystemService
     text: TextService
@@ -50,6 +52,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         settings=settings,
         engine=engine,
         jobs=JobService(engine),
+        images=ImageService(settings, engine),
         models=ModelService(registry, manager),
         system=SystemService(settings, manager.device, registry, manager),
         text=TextService(settings, engine),

@@ -1,0 +1,194 @@
+"""Image Studio: a short form with good defaults, everything else one "Advanced" away."""
+
+import streamlit as st
+
+from webapp.engine import LoraWeight
+from webapp.errors import AtelierError
+from webapp.image_presets import ASPECTS, QUALITIES
+from webapp.services.images import MAX_IMAGES, ImageForm
+from webapp.ui.image_widgets import follow_job, recent_grid, results_grid, thumbnail
+from webapp.ui.resources import get_services
+from webapp.ui.session import current_user
+from webapp.ui.widgets import add_image_model_help, show_error
+
+services = get_services()
+user = current_user()
+state = st.session_state
+state.setdefault("image_run", None)
+state.setdefault("image_sent", None)
+
+st.title("Image Studio")
+models = [entry.name for entry in services.images.image_models(user)]
+if not models:
+    add_image_model_help(services.settings.models_dir)
+    st.stop()
+for problem in services.images.style_problems(user):
+    st.warning(f"A style file could not be loaded: {problem}", icon=":material/build:")
+
+styles = {style.id: style.name for style in services.images.styles(user)}
+loras = services.images.loras(user)
+
+
+def cancel(job) -> None:
+    job.cancel(user)
+
+
+def remove_sent_picture() -> None:
+    state["image_sent"] = None
+
+
+def number_or_none(raw: str, field: str) -> int | None:
+    raw = (raw or "").strip().lower()
+    if raw in ("", "random"):
+        return None
+    if not raw.isdigit():
+        raise AtelierError("The seed must be a whole number, or “random”.", field=field)
+    return int(raw)
+
+
+def reuse_seed(seed: int) -> None:
+    state["img-seed"] = str(seed)
+
+
+form_column, result_column = st.columns([2, 3], gap="large")
+
+with form_column, st.form("image-form"):
+    slots = {}
+    prompt = st.text_area(
+        "What should the picture show?",
+        key="img-prompt",
+        height=110,
+        placeholder="a ceramic coffee mug on a wooden table, morning light",
+    )
+    slots["prompt"] = st.empty()
+    style = st.selectbox(
+        "Style",
+        [None, *styles],
+        key="img-style",
+        format_func=lambda s: "No style" if s is None else styles[s],
+    )
+    slots["style"] = st.empty()
+    aspect = st.segmented_control(
+        "Shape", ASPECTS, default="square", key="img-aspect", format_func=str.capitalize
+    )
+    left, right = st.columns(2)
+    num_images = left.slider("Images", 1, MAX_IMAGES, 1, key="img-n")
+    quality = right.segmented_control("Quality", QUALITIES, default="Balanced", key="img-quality")
+    seed_text = st.text_input("Seed (a number repeats a picture exactly)", "random", key="img-seed")
+    slots["seed"] = st.empty()
+    slots["num_images"] = st.empty()
+    with st.expander("Advanced"):
+        model = st.selectbox("Model", models, key="img-model")
+        slots["model"] = st.empty()
+        family = services.images.family(model)
+        negative = st.text_area(
+            "Negative prompt (what to avoid)",
+            key="img-negative",
+            placeholder=family.negative_prompt or "nothing",
+        )
+        slots["negative_prompt"] = st.empty()
+        scheduler = st.selectbox(
+            "Sampler",
+            [None, *family.schedulers],
+            key="img-scheduler",
+            format_func=lambda s: "Automatic" if s is None else s,
+        )
+        slots["scheduler"] = st.empty()
+        steps_col, guidance_col = st.columns(2)
+        steps = steps_col.number_input(
+            "Steps", 1, 150, value=None, key="img-steps", placeholder="automatic"
+        )
+        guidance = guidance_col.number_input(
+            "Guidance", 0.0, 30.0, value=None, step=0.5, key="img-guidance", placeholder="automatic"
+        )
+        slots["steps"], slots["guidance"] = st.empty(), st.empty()
+        width_col, height_col = st.columns(2)
+        width = width_col.number_input(
+            "Width", 64, 4096, value=None, step=8, key="img-width", placeholder="from shape"
+        )
+        height = height_col.number_input(
+            "Height", 64, 4096, value=None, step=8, key="img-height", placeholder="from shape"
+        )
+        slots["width"], slots["height"] = st.empty(), st.empty()
+        chosen_loras = st.multiselect(
+            "LoRAs", loras, key="img-loras", placeholder="none installed" if not loras else "none"
+        )
+        lora_weight = st.slider("LoRA weight", -2.0, 2.0, 1.0, 0.05, key="img-lora-weight")
+        slots["loras"] = st.empty()
+    with st.expander("Change a picture (image to image, inpainting)"):
+        if state["image_sent"] is not None:
+            thumbnail(state["image_sent"])
+            st.caption("Sent from a result. Upload another picture to replace it.")
+        upload = st.file_uploader(
+            "Picture to change", type=["png", "jpg", "jpeg", "webp"], key="img-init"
+        )
+        slots["init_image"] = st.empty()
+        strength = st.slider("How much to change it", 0.05, 1.0, 0.6, 0.05, key="img-strength")
+        slots["strength"] = st.empty()
+        mask_upload = st.file_uploader(
+            "Mask: white where the picture should change",
+            type=["png", "jpg", "jpeg", "webp"],
+            key="img-mask",
+        )
+        slots["mask"] = st.empty()
+    slots["other"] = st.empty()
+    generate = st.form_submit_button("Generate", type="primary", icon=":material/brush:")
+
+if state["image_sent"] is not None:
+    form_column.button("Remove the sent picture", on_click=remove_sent_picture)
+
+if generate:
+    try:
+        picture = upload.getvalue() if upload is not None else state["image_sent"]
+        form = ImageForm(
+            prompt=prompt,
+            model=model,
+            style=style,
+            aspect=aspect or "square",
+            num_images=num_images,
+            quality=quality or "Balanced",
+            seed=number_or_none(seed_text, "seed"),
+            negative_prompt=negative or None,
+            scheduler=scheduler,
+            steps=steps,
+            guidance=guidance,
+            width=width,
+            height=height,
+            loras=tuple(LoraWeight(name, lora_weight) for name in chosen_loras),
+            init_image=picture,
+            strength=strength,
+            mask=mask_upload.getvalue() if mask_upload is not None else None,
+        )
+        state["image_run"] = services.images.generate(form, user)
+    except AtelierError as error:
+        with slots.get(error.field, slots["other"]).container():
+            show_error(error)
+
+run = state["image_run"]
+with result_column:
+    if run is None:
+        st.info(
+            "Describe a picture and press **Generate**. Your images appear here.",
+            icon=":material/image:",
+        )
+    else:
+        for warning in run.warnings:
+            st.warning(warning, icon=":material/content_cut:")
+
+        follow_job(run.job, cancel)
+        if run.job.status == "done":
+            stored = services.images.finish(run, user)
+            st.caption(f"{len(stored)} image(s) in {run.job.result().seconds:.1f} s")
+            st.button(
+                f"Reuse seed {run.request.seed}", on_click=reuse_seed, args=(run.request.seed,)
+            )
+            results_grid(stored, key=run.job.id)
+        elif run.job.status == "cancelled":
+            st.warning("Cancelled.")
+        else:
+            st.error(run.job.error or "Making the images failed.")
+
+recent = services.images.recent(user, limit=12)
+if recent:
+    st.subheader("Your recent images", divider="gray")
+    recent_grid(recent)

@@ -1,0 +1,293 @@
+"""Image Studio: presets and model-family defaults in, an engine job out, PNGs with their
+recipe stored per person."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from webapp.engine import Engine, ImageRequest, ImageResult, Job, LoraWeight
+from webapp.errors import Forbidden, ValidationError
+from webapp.image_presets import (
+    ASPECTS,
+    LCM_QUALITY,
+    QUALITIES,
+    Family,
+    Style,
+    check_blocklist,
+    family_of,
+    load_blocklist,
+    load_styles,
+    uses_lcm,
+)
+from webapp.image_store import ImageStore, StoredImage
+from webapp.png_recipe import a1111_parameters, read_recipe, recipe_of
+from webapp.registry import ModelEntry, lora_names
+from webapp.settings import Settings
+from webapp.text_tools import clean_text
+from webapp.uploads import decode_upload
+from webapp.users import User
+
+# Memory one image needs while it is made (activations and VAE decode), per pixel.
+BYTES_PER_PIXEL = {"cpu": 4000, "cuda": 2000}
+MAX_IMAGES = 4
+
+
+@dataclass(frozen=True)
+class ImageForm:
+    """What a person fills in; None means "the preset or model default"."""
+
+    prompt: str
+    model: str | None = None
+    style: str | None = None
+    aspect: str | None = None
+    num_images: int = 1
+    quality: str = "Balanced"
+    seed: int | None = None
+    negative_prompt: str | None = None
+    scheduler: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    width: int | None = None
+    height: int | None = None
+    loras: tuple[LoraWeight, ...] = ()
+    init_image: bytes | None = None  # an uploaded file, as it came
+    strength: float = 0.6
+    mask: bytes | None = None
+
+
+@dataclass
+class ImageRun:
+    job: Job
+    request: ImageRequest
+    style: str | None
+    warnings: list[str] = field(default_factory=list)
+    stored: list[StoredImage] | None = None
+
+
+class ImageService:
+    def __init__(self, settings: Settings, engine: Engine):
+        self._settings = settings
+        self._engine = engine
+        self.store = ImageStore(settings.data_dir)
+
+    # -- what there is --------------------------------------------------------------------
+
+    def image_models(self, user: User) -> list[ModelEntry]:
+        return self._engine.manager.registry().of_kind("image")
+
+    def styles(self, user: User) -> list[Style]:
+        return list(load_styles(self._settings.library_dir)[0].values())
+
+    def style_problems(self, user: User) -> list[str]:
+        return load_styles(self._settings.library_dir)[1]
+
+    def loras(self, user: User) -> list[str]:
+        return lora_names(self._settings.models_dir)
+
+    def family(self, model: str) -> Family:
+        return family_of(self._image_model(model))
+
+    def recent(self, user: User, limit: int = 24) -> list[StoredImage]:
+        return self.store.recent(user, limit)
+
+    def stored(self, path: Path, user: User) -> StoredImage:
+        """One of this person's stored images (never another person's)."""
+        if not self.store.owns(user, path) or not path.is_file():
+            raise Forbidden("That image does not exist or is not yours.")
+        parameters, recipe = read_recipe(path)
+        return StoredImage(path, parameters, recipe, path.stat().st_mtime)
+
+    def max_pixels(self) -> int:
+        per_pixel = BYTES_PER_PIXEL.get(self._engine.manager.device.type, 4000)
+        return self._engine.manager.budget_bytes // per_pixel
+
+    # -- making images ---------------------------------------------------------------------
+
+    def generate(self, form: ImageForm, user: User) -> ImageRun:
+        # 1. Check the prompt and the model.
+        prompt = clean_text(form.prompt, "prompt", "Prompt")
+        check_blocklist(prompt, load_blocklist(self._settings.library_dir))
+        entry = self._image_model(form.model or self._default_model())
+        family = family_of(entry)
+        if not 1 <= form.num_images <= MAX_IMAGES:
+            raise ValidationError(f"Choose 1 to {MAX_IMAGES} images.", field="num_images")
+
+        # 2. The style preset: its template around the prompt; its locked fields win.
+        style = self._style(form.style)
+        locked = style.locked if style else ()
+        if style:
+            prompt = style.apply(prompt)
+        negative = self._negative_prompt(form, style, family)
+        aspect = (
+            style.aspect
+            if "aspect" in locked
+            else (form.aspect or (style.aspect if style else "square"))
+        )
+        if aspect not in ASPECTS:
+            raise ValidationError(f"Aspect must be one of {', '.join(ASPECTS)}.", field="aspect")
+        loras = self._loras(form.loras, style)
+
+        # 3. Model-family defaults: size for the aspect, steps and guidance for the quality.
+        if form.quality not in QUALITIES:
+            raise ValidationError(
+                f"Quality must be one of {', '.join(QUALITIES)}.", field="quality"
+            )
+        lcm = uses_lcm([lora.name for lora in loras])
+        steps, guidance = (LCM_QUALITY if lcm else family.quality)[form.quality]
+        scheduler = form.scheduler or ("lcm" if lcm else family.scheduler)
+        width, height = family.sizes[aspect]
+
+        # 4. A picture to change (image to image), and where to change it (inpainting).
+        init_image = mask = None
+        if form.init_image is not None:
+            init_image, mask, width, height = self._pictures(form, family)
+        width, height = form.width or width, form.height or height
+
+        # 5. Limits: a valid request, inside the memory, and words the model will read.
+        seed = secrets.randbelow(2**31) if form.seed is None else form.seed
+        request = ImageRequest(
+            model=entry.name,
+            prompt=prompt,
+            negative_prompt=negative,
+            width=width,
+            height=height,
+            steps=form.steps or steps,
+            guidance=guidance if form.guidance is None else form.guidance,
+            seed=seed,
+            num_images=form.num_images,
+            scheduler=scheduler,
+            init_image=init_image,
+            strength=form.strength,
+            mask=mask,
+            loras=tuple(loras),
+        )
+        request.check()
+        self._check_memory(request)
+        warnings = self._dropped_words(entry.name, prompt)
+
+        # 6. Queue it.
+        job = self._engine.submit(request, user)
+        return ImageRun(job, request, style.id if style else None, warnings)
+
+    def finish(self, run: ImageRun, user: User, timeout: float | None = None) -> list[StoredImage]:
+        """Wait for the job and store its images with their recipes (once)."""
+        if run.stored is None:
+            result: ImageResult = run.job.result(timeout)
+            run.stored = [
+                self.store.save(
+                    user,
+                    run.job.id,
+                    index,
+                    image,
+                    a1111_parameters(run.request, seed),
+                    recipe_of(run.request, seed, run.style),
+                )
+                for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True))
+            ]
+        return run.stored
+
+    # -- the steps' details ------------------------------------------------------------------
+
+    def _default_model(self) -> str:
+        models = self._engine.manager.registry().of_kind("image")
+        if not models:
+            raise ValidationError(
+                "No image model is installed yet. An admin copies a Stable Diffusion model "
+                f"into {self._settings.models_dir.resolve()} (a diffusers folder or a "
+                ".safetensors checkpoint) and presses Rescan on the Models page.",
+                field="model",
+            )
+        return models[0].name
+
+    def _image_model(self, name: str) -> ModelEntry:
+        entry = self._engine.manager.registry().get(name)
+        if entry.kind != "image":
+            raise ValidationError(
+                f"{name!r} is a {entry.kind} model; choose an image model.", field="model"
+            )
+        return entry
+
+    def _style(self, style_id: str | None) -> Style | None:
+        if not style_id:
+            return None
+        styles = load_styles(self._settings.library_dir)[0]
+        if style_id not in styles:
+            raise ValidationError(
+                f"Unknown style {style_id!r}. Styles: {', '.join(styles) or 'none'}.",
+                field="style",
+            )
+        return styles[style_id]
+
+    @staticmethod
+    def _negative_prompt(form: ImageForm, style: Style | None, family: Family) -> str:
+        if style and "negative_prompt" in style.locked:
+            return style.negative_prompt
+        if form.negative_prompt is not None:
+            return clean_text(
+                form.negative_prompt, "negative_prompt", "Negative prompt", required=False
+            )
+        if style and style.negative_prompt:
+            return style.negative_prompt
+        return family.negative_prompt
+
+    def _loras(self, chosen: tuple[LoraWeight, ...], style: Style | None) -> list[LoraWeight]:
+        loras = list(chosen)
+        if style and style.lora and all(lora.name != style.lora for lora in loras):
+            loras.append(LoraWeight(style.lora, style.lora_weight))
+        for lora in loras:
+            if not -2 <= lora.weight <= 2:
+                raise ValidationError(
+                    f"LoRA {lora.name} weight must be between -2 and 2.", field="loras"
+                )
+        return loras
+
+    def _pictures(self, form: ImageForm, family: Family):
+        max_bytes = self._settings.upload_max_mb * 2**20
+        picture = decode_upload(form.init_image, "init_image", "picture", max_bytes)
+        mask = None
+        if form.mask is not None:
+            mask = decode_upload(form.mask, "mask", "mask", max_bytes)
+            if mask.size != picture.size:
+                raise ValidationError(
+                    f"The mask is {mask.size[0]}×{mask.size[1]} but the picture is "
+                    f"{picture.size[0]}×{picture.size[1]}: upload a mask of the same size.",
+                    field="mask",
+                )
+        # Work near the model's native pixel count, keeping the picture's shape.
+        native = family.sizes["square"][0] * family.sizes["square"][1]
+        scale = math.sqrt(native / (picture.size[0] * picture.size[1]))
+        width = max(64, int(picture.size[0] * scale) // 8 * 8)
+        height = max(64, int(picture.size[1] * scale) // 8 * 8)
+        picture = picture.convert("RGB").resize((width, height), Image.LANCZOS)
+        if mask is not None:
+            mask = mask.convert("L").resize((width, height), Image.NEAREST)
+        return picture, mask, width, height
+
+    def _check_memory(self, request: ImageRequest) -> None:
+        allowed = self.max_pixels()
+        if request.width * request.height * request.num_images > allowed:
+            side = int(math.sqrt(allowed / request.num_images)) // 64 * 64
+            raise ValidationError(
+                f"{request.num_images} × {request.width}×{request.height} is more than this "
+                f"server's memory allows: the largest is about {side}×{side} per image for "
+                f"{request.num_images} image(s). Choose a smaller size or fewer images.",
+                field="width",
+            )
+
+    def _dropped_words(self, model: str, prompt: str) -> list[str]:
+        """Never drop words silently: say which ones the text encoder will not read."""
+        tokenizer = self._engine.manager.get(model).tokenizer
+        ids = tokenizer(prompt, truncation=False).input_ids
+        limit = tokenizer.model_max_length
+        if len(ids) <= limit:
+            return []
+        dropped = tokenizer.decode(ids[limit - 1 : -1], skip_special_tokens=True).strip()
+        return [
+            f"The model reads only the first {limit - 2} tokens of a prompt, so these words "
+            f"were left out: “{dropped}”. Put the important words first or shorten the prompt."
+        ]

@@ -1,0 +1,118 @@
+"""Widgets of Image Studio: live job progress, the results grid, recent images."""
+
+from __future__ import annotations
+
+import io
+
+import streamlit as st
+
+from webapp.image_store import StoredImage
+from webapp.ui.widgets import describe_eta
+
+FORM_KEYS = {  # recipe field -> form widget key
+    "prompt": "img-prompt",
+    "negative_prompt": "img-negative",
+    "scheduler": "img-scheduler",
+    "steps": "img-steps",
+    "guidance": "img-guidance",
+    "width": "img-width",
+    "height": "img-height",
+    "model": "img-model",
+}
+
+
+def use_settings(stored: StoredImage) -> None:
+    """Fill the form with an image's recipe (a callback, so before the form is drawn)."""
+    request = stored.recipe.get("request", {})
+    for name, key in FORM_KEYS.items():
+        if name in request:
+            st.session_state[key] = request[name]
+    st.session_state["img-seed"] = str(request.get("seed", "random"))
+    st.session_state["img-style"] = None  # the stored prompt already has the style applied
+
+
+def send_to_image_to_image(stored: StoredImage) -> None:
+    st.session_state["image_sent"] = stored.path.read_bytes()
+
+
+def follow_job(job, on_cancel) -> None:
+    """Show the queue position, then step i of N with previews, until the job ends; the
+    Cancel button's click interrupts this loop with a rerun."""
+    cancel_slot, panel = st.empty(), st.empty()
+    cancel_slot.button(
+        "Cancel", icon=":material/cancel:", key=f"cancel-{job.id}", on_click=on_cancel, args=(job,)
+    )
+    while not job.finished:
+        with panel.container():
+            progress_panel(job)
+        job.wait_for_update(0.5)
+    cancel_slot.empty()
+    panel.empty()
+
+
+def progress_panel(job) -> None:
+    if job.status == "queued":
+        st.info(
+            f"Waiting: number {job.position or 1} in line, starts in "
+            f"{describe_eta(job.eta_seconds)}.",
+            icon=":material/schedule:",
+        )
+    elif job.status == "running":
+        step, total = job.progress.step, job.progress.total or job.request.steps
+        st.progress(
+            job.progress.fraction,
+            text=f"Step {step} of {total} · done in {describe_eta(job.eta_seconds)}",
+        )
+        if job.preview is not None:
+            st.image(job.preview, caption="Preview", width=256)
+
+
+def results_grid(stored: list[StoredImage], key: str) -> None:
+    columns = st.columns(min(len(stored), 2) or 1)
+    for index, item in enumerate(stored):
+        with columns[index % len(columns)].container(border=True):
+            st.image(str(item.path))
+            seed = item.recipe.get("request", {}).get("seed")
+            st.caption(f"Seed {seed}")
+            st.download_button(
+                "Download",
+                item.path.read_bytes(),
+                item.path.name,
+                "image/png",
+                key=f"{key}-download-{index}",
+                icon=":material/download:",
+            )
+            left, right = st.columns(2)
+            left.button(
+                "Use these settings",
+                key=f"{key}-reuse-{index}",
+                on_click=use_settings,
+                args=(item,),
+            )
+            right.button(
+                "Send to image-to-image",
+                key=f"{key}-send-{index}",
+                on_click=send_to_image_to_image,
+                args=(item,),
+            )
+            with st.expander("Recipe"):
+                st.code(item.parameters, language=None, wrap_lines=True)
+
+
+def recent_grid(stored: list[StoredImage]) -> None:
+    columns = st.columns(4)
+    for index, item in enumerate(stored):
+        with columns[index % 4]:
+            st.image(str(item.path))
+            # The prompt is the person's text: shown as plain text, never markdown.
+            st.text(item.recipe.get("request", {}).get("prompt", "")[:80])
+            st.button(
+                "Use these settings",
+                key=f"recent-reuse-{index}",
+                on_click=use_settings,
+                args=(item,),
+            )
+
+
+def thumbnail(data: bytes) -> None:
+    st.image(io.BytesIO(data), width=160)
