@@ -71,9 +71,8 @@ with form_column, st.form("image-form"):
     aspect = st.segmented_control(
         "Shape", ASPECTS, default="square", key="img-aspect", format_func=str.capitalize
     )
-    left, right = st.columns(2)
-    num_images = left.slider("Images", 1, MAX_IMAGES, 1, key="img-n")
-    quality = right.segmented_control("Quality", QUALITIES, default="Balanced", key="img-quality")
+    quality = st.segmented_control("Quality", QUALITIES, default="Balanced", key="img-quality")
+    num_images = st.slider("Images", 1, MAX_IMAGES, 1, key="img-n")
     seed_text = st.text_input("Seed (a number repeats a picture exactly)", "random", key="img-seed")
     slots["seed"] = st.empty()
     slots["num_images"] = st.empty()

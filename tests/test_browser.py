@@ -83,6 +83,7 @@ def app_url(tiny_models_dir, tmp_path_factory):
         "ATELIER_MODELS_DIR": str(models),
         "ATELIER_DATA_DIR": str(tmp_path_factory.mktemp("browser-data")),
         "ATELIER_DEVICE": "cpu",
+        "ATELIER_LIBRARY_DIR": str(REPO / "library"),
     }
     command = [
         sys.executable,
@@ -167,3 +168,17 @@ def test_run_a_text_tool_and_see_its_answer(page, app_url):
     if os.environ.get("ATELIER_SCREENSHOTS"):
         page.wait_for_timeout(3000)
         page.screenshot(path=os.path.join(os.environ["ATELIER_SCREENSHOTS"], "text-tool.png"))
+
+
+def test_generate_an_image_and_see_it_appear(page, app_url):
+    page.goto(app_url)
+    page.get_by_role("link", name="Image Studio").click()
+    page.get_by_label("What should the picture show?").fill("a lighthouse at dusk")
+    page.get_by_label("Seed (a number repeats a picture exactly)").fill("3")
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_text("image(s) in").wait_for()
+    page.get_by_role("button", name="Download").first.wait_for()
+    page.get_by_text("Your recent images").wait_for()
+    assert page.locator("img").count() >= 2  # the result and its copy in recent images
+    if os.environ.get("ATELIER_SCREENSHOTS"):
+        page.screenshot(path=os.path.join(os.environ["ATELIER_SCREENSHOTS"], "studio.png"))

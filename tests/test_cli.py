@@ -134,3 +134,46 @@ def test_text_binary_input_file_is_refused(env, capsys, tmp_path):
     binary.write_bytes(bytes(range(256)))
     assert main(["text", "summarise", "--input-file", str(binary)]) == 2
     assert "not a UTF-8 text file" in capsys.readouterr().err
+
+
+def test_image_writes_pngs_and_prints_their_paths_and_parameters(env, capsys, tmp_path):
+    code, made = run_json(
+        capsys,
+        "image",
+        "a lighthouse",
+        "--model",
+        "tiny-sd",
+        "--seed",
+        "8",
+        "--n",
+        "2",
+        "--steps",
+        "3",
+        "--size",
+        "64x96",
+        "--style",
+        "watercolour",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert code == 0
+    assert [image["seed"] for image in made["images"]] == [8, 9]
+    for image in made["images"]:
+        assert image["path"].startswith(str(tmp_path / "out"))
+        assert "Size: 64x96" in image["parameters"] and "Steps: 3" in image["parameters"]
+    assert made["request"]["prompt"].startswith("watercolour painting of a lighthouse")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["image", "x", "--size", "big"], "must look like 512x768"),
+        (["image", "x", "--size", "100x64"], "multiple of 8"),
+        (["image", "", "--model", "tiny-sd"], "Fill in"),
+        (["image", "x", "--model", "../x"], "not a model name"),
+    ],
+)
+def test_image_bad_input_gives_one_clear_line(env, capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -20,6 +20,7 @@ def app_env(monkeypatch, tmp_path):
         monkeypatch.setenv("ATELIER_MODELS_DIR", str(models_dir))
         monkeypatch.setenv("ATELIER_DATA_DIR", str(tmp_path / "data"))
         monkeypatch.setenv("ATELIER_DEVICE", "cpu")
+        monkeypatch.setenv("ATELIER_LIBRARY_DIR", str(REPO / "library"))
         for key, value in settings.items():
             monkeypatch.setenv(f"ATELIER_{key.upper()}", value)
         get_services.clear()
@@ -250,3 +251,44 @@ def test_chat_answers_and_keeps_the_conversation(app_env, tiny_models_dir):
     assert [m.name for m in app.chat_message] == ["user", "assistant", "user", "assistant"]
     next(b for b in app.button if b.label == "New chat").click().run()
     assert not app.chat_message
+
+
+def open_studio(app_env, models_dir) -> AppTest:
+    app_env(models_dir)
+    app = run_app()
+    app.switch_page("pages/image_studio.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_image_studio_makes_an_image_and_shows_its_recipe(app_env, tiny_models_dir):
+    app = open_studio(app_env, tiny_models_dir)
+    app.text_area(key="img-prompt").input("a <b>red</b> fox")
+    app.text_input(key="img-seed").input("21")
+    app.button(key="FormSubmitter:image-form-Generate").click().run()
+    assert not app.exception, app.exception
+    assert any(c.value.startswith("1 image(s) in") for c in app.caption)
+    assert "Seed 21" in [c.value for c in app.caption]
+    recipe = app.code[0].value
+    assert recipe.startswith("a <b>red</b> fox\nNegative prompt: ")
+    assert "Seed: 21, Size: 64x64, Model: tiny-sd" in recipe
+    assert "a <b>red</b> fox" in [t.value for t in app.text]  # recent images, as plain text
+    next(b for b in app.button if b.label == "Use these settings").click().run()
+    assert app.text_input(key="img-seed").value == "21"
+
+
+def test_image_studio_shows_bad_input_next_to_its_field(app_env, tiny_models_dir):
+    app = open_studio(app_env, tiny_models_dir)
+    app.button(key="FormSubmitter:image-form-Generate").click().run()
+    assert [e.value for e in app.error] == ["**Prompt:** Fill in “Prompt”."]
+    app.text_area(key="img-prompt").input("a fox")
+    app.number_input(key="img-width").set_value(100)
+    app.button(key="FormSubmitter:image-form-Generate").click().run()
+    assert "Width 100 must be a multiple of 8" in app.error[0].value
+
+
+def test_image_studio_without_an_image_model_says_how_to_add_one(app_env, models_dir):
+    shutil.rmtree(models_dir / "tiny-sd")
+    app = open_studio(app_env, models_dir)
+    assert "No image model is installed yet" in app.info[0].value
+    assert not app.text_area

@@ -260,6 +260,15 @@ def cmd_bench_text(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_studio(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.studio import bench_studio
+
+    print(
+        json.dumps(bench_studio(settings, args.model, args.steps, args.repeats, APP_FILE), indent=2)
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="atelier", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -336,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     text_bench.add_argument("--new-tokens", type=int, default=64)
     text_bench.add_argument("--repeats", type=int, default=3)
     text_bench.set_defaults(run=cmd_bench_text)
+    studio = bench_commands.add_parser("studio", help="Image Studio page vs the engine")
+    studio.add_argument("--model", default="tiny-sd")
+    studio.add_argument("--steps", type=int, default=20)
+    studio.add_argument("--repeats", type=int, default=5)
+    studio.set_defaults(run=cmd_bench_studio)
     return parser
 
 

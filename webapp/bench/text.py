@@ -12,6 +12,7 @@ import torch
 
 from webapp.services import build_services
 from webapp.settings import Settings
+from webapp.ui.page_bench import text_tool_through_page
 from webapp.users import local_user
 
 TOOL = "summarise"
@@ -51,31 +52,6 @@ def _through_engine(services, user, model: str, new_tokens: int) -> tuple[int, f
     return result.tokens, time.perf_counter() - started, first
 
 
-def _through_page(app_file: Path, model: str, new_tokens: int) -> tuple[int, float]:
-    from streamlit.testing.v1 import AppTest
-
-    from webapp.engine import get_engine
-
-    app = AppTest.from_file(str(app_file), default_timeout=600).run()
-    app.switch_page("pages/text_tools.py").run()
-    app.button(key=f"open-{TOOL}").click().run()
-    app.selectbox(key=f"model-{TOOL}").select(model)
-    app.text_area(key=f"field-{TOOL}-text").input(TEXT)
-    app.text_input(key=f"seed-{TOOL}").input("0")
-    app.slider(key=f"temperature-{TOOL}-Precise").set_value(0.0)
-    app.number_input(key=f"max-tokens-{TOOL}").set_value(new_tokens)
-    started = time.perf_counter()
-    app.button(key=f"FormSubmitter:form-{TOOL}-Run").click().run()
-    seconds = time.perf_counter() - started
-    if app.exception:
-        raise RuntimeError(f"the page failed: {app.exception}")
-    jobs = get_engine().jobs(local_user(get_engine().settings))
-    if not jobs:
-        raise RuntimeError(f"the page ran no job: {[e.value for e in app.error]}")
-    job = jobs[0]
-    return job.result().tokens, seconds
-
-
 def bench_text(
     settings: Settings, model: str, new_tokens: int, repeats: int, app_file: Path
 ) -> dict[str, Any]:
@@ -94,7 +70,7 @@ def bench_text(
         )
         messages = run.messages
         run.jobs[0].result(600)  # warm-up
-        _through_page(app_file, model, 4)  # warm-up: loads the page's own engine and model
+        text_tool_through_page(app_file, TOOL, TEXT, model, 4)  # warm-up: the page's engine
         for _ in range(repeats):
             with services.manager.use(model) as text_model:
                 tokens, seconds = _plain_generate(text_model, messages, new_tokens)
@@ -102,7 +78,7 @@ def bench_text(
             tokens, seconds, first = _through_engine(services, user, model, new_tokens)
             engine.append(tokens / seconds)
             first_token.append(first)
-            tokens, seconds = _through_page(app_file, model, new_tokens)
+            tokens, seconds = text_tool_through_page(app_file, TOOL, TEXT, model, new_tokens)
             page.append(tokens / seconds)
     finally:
         services.close()

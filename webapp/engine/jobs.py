@@ -105,6 +105,10 @@ class Job:
         """Ask the engine to cancel; only the owner or an admin may (else Forbidden)."""
         return self._cancel(self, by_user) if self._cancel else False
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job ends or `timeout` passes; True if it ended."""
+        return self._done.wait(timeout)
+
     def wait_for_update(self, timeout: float) -> None:
         """Block until the job changes (a step, a token, the end) or `timeout` passes."""
         with self._changed:

@@ -35,6 +35,7 @@ from webapp.users import User
 # Memory one image needs while it is made (activations and VAE decode), per pixel.
 BYTES_PER_PIXEL = {"cpu": 4000, "cuda": 2000}
 MAX_IMAGES = 4
+MIN_SIDE = 64
 
 
 @dataclass(frozen=True)
@@ -261,8 +262,9 @@ class ImageService:
         # Work near the model's native pixel count, keeping the picture's shape.
         native = family.sizes["square"][0] * family.sizes["square"][1]
         scale = math.sqrt(native / (picture.size[0] * picture.size[1]))
-        width = max(64, int(picture.size[0] * scale) // 8 * 8)
-        height = max(64, int(picture.size[1] * scale) // 8 * 8)
+        scale = max(scale, MIN_SIDE / min(picture.size))  # no side below the smallest allowed
+        width = int(picture.size[0] * scale) // 8 * 8
+        height = int(picture.size[1] * scale) // 8 * 8
         picture = picture.convert("RGB").resize((width, height), Image.LANCZOS)
         if mask is not None:
             mask = mask.convert("L").resize((width, height), Image.NEAREST)

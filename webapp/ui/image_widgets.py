@@ -9,6 +9,7 @@ import streamlit as st
 from webapp.image_store import StoredImage
 from webapp.ui.widgets import describe_eta
 
+REDRAW_SECONDS = 0.25
 FORM_KEYS = {  # recipe field -> form widget key
     "prompt": "img-prompt",
     "negative_prompt": "img-negative",
@@ -45,7 +46,9 @@ def follow_job(job, on_cancel) -> None:
     while not job.finished:
         with panel.container():
             progress_panel(job)
-        job.wait_for_update(0.5)
+        # Redraw at most a few times a second: drawing competes with the worker for the CPU.
+        if not job.wait(REDRAW_SECONDS):
+            job.wait_for_update(0.5)
     cancel_slot.empty()
     panel.empty()
 

@@ -1,0 +1,260 @@
+"""Image Studio: presets, model families, image to image, inpainting, recipes, bad input."""
+
+from __future__ import annotations
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO
+from webapp.engine import JobFailed, LoraWeight
+from webapp.errors import ValidationError
+from webapp.png_recipe import parse_a1111, read_recipe
+from webapp.services import build_services
+from webapp.services.images import ImageForm
+from webapp.settings import Settings
+from webapp.testmodels import make_test_lora
+from webapp.users import User
+
+ADA, BOB = User("ada", "Ada"), User("bob", "Bob")
+
+
+def png_bytes(size=(80, 64), colour=(200, 120, 40), mode="RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path)).astype(int)
+
+
+@pytest.fixture
+def studio_models(models_dir):
+    """tiny-sd, a turbo copy of it (by catalog family), and a LoRA."""
+    shutil.copytree(models_dir / "tiny-sd", models_dir / "tiny-turbo")
+    with (models_dir / "catalog.toml").open("a") as catalog:
+        catalog.write(
+            '\n[models."tiny-turbo"]\nfamily = "sd-turbo"\n'
+            '[models."tiny-turbo".defaults]\nbase_size = 64\n'
+        )
+    make_test_lora(models_dir / "tiny-sd", models_dir / "loras" / "ink.safetensors")
+    return models_dir
+
+
+@pytest.fixture
+def studio(studio_models, tmp_path):
+    services = build_services(
+        Settings(
+            models_dir=studio_models,
+            data_dir=tmp_path / "data",
+            library_dir=REPO / "library",
+            device="cpu",
+        )
+    )
+    yield services
+    services.close()
+
+
+def make(studio, user=ADA, **form):
+    run = studio.images.generate(ImageForm(**{"model": "tiny-sd", "quality": "Fast", **form}), user)
+    return run, studio.images.finish(run, user, timeout=60)
+
+
+def test_text_to_image_stores_pngs_with_their_recipe(studio):
+    run, stored = make(studio, prompt="a red fox", num_images=2, seed=11)
+    assert len(stored) == 2
+    assert all(item.path.is_file() for item in stored)
+    assert [item.recipe["request"]["seed"] for item in stored] == [11, 12]
+    assert Image.open(stored[0].path).size == (64, 64)  # tiny-sd's square base size
+    assert [item.path for item in studio.images.recent(ADA)] == sorted(
+        (item.path for item in stored), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    assert studio.images.recent(BOB) == []  # nothing leaks to another person
+
+
+def test_png_parameters_round_trip_and_reproduce_the_same_pixels(studio):
+    _, (first,) = make(studio, prompt="a blue boat", negative_prompt="fog", seed=5)
+    parameters, recipe = read_recipe(first.path)
+    parsed = parse_a1111(parameters)
+    assert parsed["prompt"] == "a blue boat"
+    assert parsed["negative_prompt"] == "fog"
+    assert (parsed["Steps"], parsed["Sampler"], parsed["CFG scale"]) == (
+        "20",
+        "DPM++ 2M Karras",
+        "7",
+    )
+    assert (parsed["Seed"], parsed["Size"], parsed["Model"]) == ("5", "64x64", "tiny-sd")
+    again = recipe["request"]
+    _, (second,) = make(
+        studio,
+        prompt=again["prompt"],
+        negative_prompt=again["negative_prompt"],
+        seed=again["seed"],
+        steps=again["steps"],
+        guidance=again["guidance"],
+        scheduler=again["scheduler"],
+        width=again["width"],
+        height=again["height"],
+    )
+    assert np.array_equal(pixels(first.path), pixels(second.path))
+
+
+def test_style_preset_wraps_the_prompt_and_locked_fields_win(studio):
+    run, _ = make(
+        studio, prompt="a teapot", style="product-on-white", negative_prompt="my own negative"
+    )
+    assert run.request.prompt.startswith("studio product photo of a teapot")
+    assert run.request.negative_prompt.startswith("cluttered background")  # locked by the admin
+    run, _ = make(studio, prompt="a teapot", style="watercolour", negative_prompt="dark")
+    assert run.request.negative_prompt == "dark"
+    assert (run.request.width, run.request.height) == (64, 96)  # the style's portrait aspect
+
+
+@pytest.mark.parametrize("aspect", ["square", "portrait", "landscape", "wide"])
+def test_aspect_maps_to_the_family_size(studio, aspect):
+    run = studio.images.generate(ImageForm("a hill", model="tiny-sd", aspect=aspect), ADA)
+    expected = studio.images.family("tiny-sd").sizes[aspect]
+    assert (run.request.width, run.request.height) == expected
+    run.job.result(60)
+
+
+def test_turbo_family_uses_few_steps_and_no_guidance(studio):
+    run, stored = make(studio, model="tiny-turbo", prompt="a kite", quality="Best")
+    assert (run.request.steps, run.request.guidance, run.request.scheduler) == (4, 0.0, "euler_a")
+    assert stored
+
+
+@pytest.mark.parametrize("scheduler", ["euler", "euler_a", "dpmpp_2m_karras", "ddim", "lcm"])
+def test_every_scheduler_makes_an_image(studio, scheduler):
+    _, stored = make(studio, prompt="a lamp", scheduler=scheduler, steps=4, seed=1)
+    assert "Sampler: " in stored[0].parameters
+
+
+def test_lcm_lora_switches_to_lcm_defaults(studio_models, tmp_path):
+    shutil.copy(
+        studio_models / "loras" / "ink.safetensors",
+        studio_models / "loras" / "lcm-lora-sd15.safetensors",
+    )
+    services = build_services(
+        Settings(
+            models_dir=studio_models, data_dir=tmp_path, library_dir=REPO / "library", device="cpu"
+        )
+    )
+    try:
+        run = services.images.generate(
+            ImageForm("a cup", model="tiny-sd", loras=(LoraWeight("lcm-lora-sd15", 1.0),)), ADA
+        )
+        assert (run.request.scheduler, run.request.steps, run.request.guidance) == ("lcm", 6, 1.5)
+        run.job.result(60)
+    finally:
+        services.close()
+
+
+def test_lora_changes_the_picture(studio):
+    _, (plain,) = make(studio, prompt="a tree", seed=2)
+    _, (inked,) = make(studio, prompt="a tree", seed=2, loras=(LoraWeight("ink", 1.0),))
+    assert np.abs(pixels(plain.path) - pixels(inked.path)).max() > 10
+    assert "<lora:ink:1>" in inked.parameters
+
+
+def test_image_to_image_keeps_the_pictures_shape(studio):
+    run, (stored,) = make(studio, prompt="a sunset", init_image=png_bytes((160, 80)), strength=0.5)
+    assert run.request.mode == "image-to-image"
+    assert Image.open(stored.path).size == (128, 64)  # same 2:1 shape, no side below 64
+    assert "Denoising strength: 0.5" in stored.parameters
+
+
+def test_inpainting_with_a_mask(studio):
+    mask = png_bytes((80, 64), colour=0, mode="L")
+    run, stored = make(studio, prompt="a cat", init_image=png_bytes((80, 64)), mask=mask)
+    assert run.request.mode == "inpaint" and stored
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "words"),
+    [
+        (dict(prompt="  "), "prompt", "Fill in"),
+        (dict(prompt="a nude statue"), "prompt", "blocked"),
+        (dict(prompt="x", width=100), "width", "multiple of 8"),
+        (dict(prompt="x", steps=500), "steps", "between 1 and 150"),
+        (dict(prompt="x", guidance=99.0), "guidance", "between 0 and 30"),
+        (dict(prompt="x", style="neon"), "style", "Unknown style"),
+        (dict(prompt="x", loras=(LoraWeight("nope", 1.0),)), "loras", "Unknown LoRA"),
+        (dict(prompt="x", num_images=9), "num_images", "1 to 4"),
+        (dict(prompt="x", init_image=b"this is not a picture"), "init_image", "PNG, JPEG"),
+        (dict(prompt="x", init_image=png_bytes()[:60]), "init_image", "damaged"),
+        (
+            dict(
+                prompt="x",
+                init_image=png_bytes((80, 64)),
+                mask=png_bytes((40, 40), colour=255, mode="L"),
+            ),
+            "mask",
+            "same size",
+        ),
+        (dict(prompt="x", model="tiny-llm"), "model", "choose an image model"),
+    ],
+)
+def test_bad_input_gets_a_clear_message_for_its_field(studio, form, field, words):
+    before = len(list(studio.images.store.root.rglob("*.png")))
+    with pytest.raises(ValidationError, match=words) as caught:
+        studio.images.generate(ImageForm(**{"model": "tiny-sd", **form}), ADA)
+    assert caught.value.field == field
+    assert len(list(studio.images.store.root.rglob("*.png"))) == before  # nothing saved
+
+
+def test_decompression_bomb_is_refused_before_decoding(studio):
+    buffer = io.BytesIO()
+    Image.new("1", (9000, 9000)).save(buffer, format="PNG")  # tiny file, 81 megapixels
+    with pytest.raises(ValidationError, match="megapixels") as caught:
+        studio.images.generate(ImageForm("x", model="tiny-sd", init_image=buffer.getvalue()), ADA)
+    assert caught.value.field == "init_image"
+
+
+def test_too_large_for_memory_says_the_largest_allowed(studio_models, tmp_path):
+    services = build_services(
+        Settings(
+            models_dir=studio_models,
+            data_dir=tmp_path,
+            library_dir=REPO / "library",
+            device="cpu",
+            memory_budget_gb=0.5,
+        )
+    )
+    try:
+        with pytest.raises(ValidationError, match=r"the largest is about \d+×\d+") as caught:
+            services.images.generate(ImageForm("x", model="tiny-sd", width=2048, height=2048), ADA)
+        assert caught.value.field == "width"
+    finally:
+        services.close()
+
+
+def test_prompt_longer_than_the_text_encoder_says_which_words_were_dropped(studio):
+    long_prompt = "red fox " * 20 + "UNIQUE ENDING"
+    run, _ = make(studio, prompt=long_prompt)
+    assert len(run.warnings) == 1
+    assert "unique ending" in run.warnings[0].lower()
+
+
+def test_a_failed_job_saves_nothing(studio, monkeypatch):
+    from webapp.engine.jobs import JobStatus
+
+    run = studio.images.generate(ImageForm("a failing picture", model="tiny-sd"), ADA)
+    run.job.result(60)
+    run.job.status = JobStatus.FAILED
+    run.job.error = "injected"
+    with pytest.raises(JobFailed):
+        studio.images.finish(run, ADA)
+    assert run.stored is None
+    assert not list(studio.images.store.folder_of(ADA).glob("*.png"))
+
+
+def test_stored_images_of_another_person_are_out_of_reach(studio):
+    _, (mine,) = make(studio, prompt="mine")
+    with pytest.raises(Exception, match="not yours"):
+        studio.images.stored(mine.path, BOB)
+    assert studio.images.stored(mine.path, ADA).recipe["request"]["prompt"] == "mine"
