@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
+from webapp.atomic import write_folder
 from webapp.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -65,15 +64,10 @@ def prepare_default_model(models_dir: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    models_dir.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename, so an interrupted conversion leaves nothing half-made.
-    staging = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_TEXT_MODEL}-", dir=models_dir))
-    try:
+
+    def save(staging: Path) -> None:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+    # Written beside the target and renamed, so an interrupted conversion leaves nothing.
+    return write_folder(target, save)

@@ -4,9 +4,7 @@ people already use can read, and Atelier's own JSON chunk with the complete requ
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from webapp import __version__
+from webapp.atomic import write_file
 from webapp.engine import ImageRequest
 
 SAMPLER_NAMES = {
@@ -79,16 +78,7 @@ def save_png(image: Image.Image, path: Path, parameters: str, recipe: dict[str, 
     info = PngInfo()
     info.add_text(PARAMETERS_KEY, parameters)
     info.add_text(ATELIER_KEY, json.dumps(recipe))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            image.save(file, format="PNG", pnginfo=info)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return path
+    return write_file(path, lambda file: image.save(file, format="PNG", pnginfo=info))
 
 
 def read_recipe(path: Path) -> tuple[str, dict[str, Any]]:

@@ -8,13 +8,13 @@ ChatML chat template. Both are a few MB, so every loading path runs as with real
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
 import torch
 
 import webapp.backends  # noqa: F401  (offline, quiet Hugging Face libraries)
+from webapp.atomic import write_folder
 
 TINY_SD = "tiny-sd"
 TINY_LLM = "tiny-llm"
@@ -43,21 +43,9 @@ def make_test_models(target: Path) -> dict[str, Path]:
     """Write tiny-sd and tiny-llm under `target`; returns their folders."""
     target.mkdir(parents=True, exist_ok=True)
     return {
-        TINY_SD: _write_atomically(target / TINY_SD, _save_tiny_sd),
-        TINY_LLM: _write_atomically(target / TINY_LLM, _save_tiny_llm),
+        TINY_SD: write_folder(target / TINY_SD, _save_tiny_sd),
+        TINY_LLM: write_folder(target / TINY_LLM, _save_tiny_llm),
     }
-
-
-def _write_atomically(folder: Path, save) -> Path:
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        save(staging)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
 
 
 def _clip_tokenizer(folder: Path):
