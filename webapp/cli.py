@@ -85,6 +85,14 @@ def cmd_make_test_models(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_make_bench_models(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.architectures import make_bench_model
+
+    made = {arch: str(make_bench_model(arch, Path(args.dir))) for arch in args.arch}
+    print(json.dumps(made, indent=2))
+    return 0
+
+
 def cmd_prepare_default_model(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.embedded import prepare_default_model
 
