@@ -295,6 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     test_models.add_argument("dir")
     test_models.set_defaults(run=cmd_make_test_models)
 
+    bench_models = commands.add_parser(
+        "make-bench-models", help="full-size architectures with random weights (for a GPU)"
+    )
+    bench_models.add_argument("dir")
+    bench_models.add_argument("--arch", nargs="+", default=["sd15"], choices=["sd15", "llama3-8b"])
+    bench_models.set_defaults(run=cmd_make_bench_models)
+
     prepare = commands.add_parser(
         "prepare-default-model", help="convert the embedded SmolLM2 into the models dir"
     )
