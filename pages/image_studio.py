@@ -177,6 +177,13 @@ with result_column:
         follow_job(run.job, cancel)
         if run.job.status == "done":
             stored = services.images.finish(run, user)
+            if run.blacked_out:
+                st.warning(
+                    f"{run.blacked_out} image(s) were blacked out by the safety checker because "
+                    "they may not be safe for work, and were not kept. Try another prompt or "
+                    "seed.",
+                    icon=":material/visibility_off:",
+                )
             st.caption(f"{len(stored)} image(s) in {run.job.result().seconds:.1f} s")
             st.button(
                 f"Reuse seed {run.request.seed}", on_click=reuse_seed, args=(run.request.seed,)

@@ -258,3 +258,61 @@ def test_stored_images_of_another_person_are_out_of_reach(studio):
     with pytest.raises(Exception, match="not yours"):
         studio.images.stored(mine.path, BOB)
     assert studio.images.stored(mine.path, ADA).recipe["request"]["prompt"] == "mine"
+
+
+def safety_services(models_dir, tmp_path, flag_everything: bool):
+    from webapp.testmodels import make_test_safety_checker
+
+    make_test_safety_checker(models_dir / "safety-checker", flag_everything)
+    return build_services(
+        Settings(
+            models_dir=models_dir,
+            data_dir=tmp_path / "data",
+            library_dir=REPO / "library",
+            device="cpu",
+            safety_checker=True,
+        )
+    )
+
+
+def test_safety_checker_blacks_out_flagged_images_and_says_why(models_dir, tmp_path):
+    services = safety_services(models_dir, tmp_path, flag_everything=True)
+    try:
+        assert [e.kind for e in services.registry().of_kind("safety")] == ["safety"]
+        run = services.images.generate(ImageForm("a beach", model="tiny-sd", num_images=2), ADA)
+        result = run.job.result(60)
+        assert result.flagged == [True, True]
+        assert all(np.asarray(image).max() == 0 for image in result.images)  # black
+        assert services.images.finish(run, ADA) == [] and run.blacked_out == 2
+    finally:
+        services.close()
+
+
+def test_safety_checker_lets_safe_images_through(models_dir, tmp_path):
+    services = safety_services(models_dir, tmp_path, flag_everything=False)
+    try:
+        run = services.images.generate(ImageForm("a beach", model="tiny-sd"), ADA)
+        assert len(services.images.finish(run, ADA, timeout=60)) == 1
+        assert run.blacked_out == 0
+    finally:
+        services.close()
+
+
+def test_safety_checker_on_without_weights_refuses_and_doctor_explains(models_dir, tmp_path):
+    services = build_services(
+        Settings(
+            models_dir=models_dir,
+            data_dir=tmp_path,
+            library_dir=REPO / "library",
+            device="cpu",
+            safety_checker=True,
+        )
+    )
+    try:
+        with pytest.raises(Exception, match="safety checker is turned on but its weights"):
+            services.images.generate(ImageForm("a beach", model="tiny-sd"), ADA)
+        checks = {c.name: c for c in services.system.doctor().checks}
+        assert checks["safety checker"].ok is False
+        assert "ATELIER_SAFETY_CHECKER=false" in checks["safety checker"].advice
+    finally:
+        services.close()

@@ -150,6 +150,8 @@ class ModelManager:
                 channels_last=self._settings.channels_last,
                 compile_unet=self._settings.compile_unet,
             )
+        if entry.kind == "safety":
+            return diffusion.load_safety_checker(entry, device, dtype)
         if entry.kind == "embedding":
             return llm.load_embedding_model(entry, device, dtype, allow_pickle)
         return llm.load_text_model(entry, device, dtype, allow_pickle)

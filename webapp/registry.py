@@ -25,6 +25,7 @@ PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 CATALOG_FILE = "catalog.toml"
 LORA_DIR = "loras"
 CATALOG_KEYS = {"display_name", "description", "license", "source", "family", "defaults"}
+SAFETY_CHECKER = "StableDiffusionSafetyChecker"
 EMBEDDING_MARKERS = ("modules.json", "config_sentence_transformers.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 
@@ -289,13 +290,16 @@ def _inspect_transformers(path: Path, allow_pickle: bool) -> ModelEntry:
         return _broken(entry, f"config.json is not valid JSON ({error}).")
     entry = replace(entry, family=str(config.get("model_type", "unknown")))
     architectures = config.get("architectures") or []
-    if not is_embedding and not any(str(a).endswith("ForCausalLM") for a in architectures):
+    if SAFETY_CHECKER in architectures:
+        # The NSFW checker of Stable Diffusion: an image classifier, no tokenizer.
+        entry = replace(entry, kind="safety", family="sd-safety-checker")
+    elif not is_embedding and not any(str(a).endswith("ForCausalLM") for a in architectures):
         return _broken(
             entry,
             f"config.json names no causal language model (architectures: "
             f"{architectures or 'none'}); only chat/text models are supported.",
         )
-    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+    elif not any((path / name).is_file() for name in TOKENIZER_FILES):
         return _broken(entry, "no tokenizer files (tokenizer.json, tokenizer.model or vocab.json).")
     safe, pickles = _weights_in(path)
     if not safe and not pickles:

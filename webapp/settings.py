@@ -41,6 +41,8 @@ class Settings:
     # Opt-in speed-ups for diffusion UNets (measured by `atelier bench engine`).
     channels_last: bool = False
     compile_unet: bool = False
+    # The NSFW safety checker for images (needs its weights in the models dir).
+    safety_checker: bool = False
     # Pickle weights can run arbitrary code when loaded; only an admin may allow them.
     allow_pickle: bool = False
     # Single-user mode: the person at the browser is the admin unless this is turned off.
@@ -113,6 +115,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "upload_max_mb": _positive_int,
     "channels_last": _bool,
     "compile_unet": _bool,
+    "safety_checker": _bool,
     "allow_pickle": _bool,
     "local_user_is_admin": _bool,
 }

@@ -188,3 +188,42 @@ def make_test_lora(tiny_sd: Path, target: Path, seed: int = SEED) -> Path:
         safe_serialization=True,
     )
     return target
+
+
+def make_test_safety_checker(target: Path, flag_everything: bool) -> Path:
+    """A tiny random Stable Diffusion safety checker whose thresholds flag every image, or
+    none (random weights cannot tell; the thresholds decide)."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    def save(folder: Path) -> None:
+        torch.manual_seed(SEED)
+        config = CLIPConfig(
+            text_config={
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_attention_heads": 2,
+                "num_hidden_layers": 1,
+                "vocab_size": 100,
+            },
+            vision_config={
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_attention_heads": 2,
+                "num_hidden_layers": 1,
+                "image_size": 32,
+                "patch_size": 8,
+            },
+            projection_dim=8,
+        )
+        checker = StableDiffusionSafetyChecker(config)
+        threshold = -10.0 if flag_everything else 10.0
+        with torch.no_grad():
+            checker.concept_embeds_weights.fill_(threshold)
+            checker.special_care_embeds_weights.fill_(threshold)
+        checker.save_pretrained(folder, safe_serialization=True)
+        CLIPImageProcessor(
+            size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+        ).save_pretrained(folder)
+
+    return write_folder(target, save)

@@ -219,3 +219,33 @@ def latent_preview(latents: torch.Tensor, family: str) -> list[Any]:
     rgb = torch.einsum("bchw,cr->bhwr", latents.float().cpu(), factors)
     pixels = ((rgb + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
     return [Image.fromarray(frame) for frame in pixels]
+
+
+# -- the NSFW safety checker -----------------------------------------------------------------
+
+
+@dataclass
+class SafetyChecker:
+    model: Any
+    processor: Any
+
+    @torch.inference_mode()
+    def flags(self, images: list[Any]) -> list[bool]:
+        """True for each image the checker finds unsafe."""
+        import numpy as np
+
+        pixels = self.processor(images, return_tensors="pt").pixel_values
+        pixels = pixels.to(self.model.device, self.model.dtype)
+        _, flagged = self.model(clip_input=pixels, images=np.zeros((len(images), 1, 1, 3)))
+        return [bool(flag) for flag in flagged]
+
+
+def load_safety_checker(entry: ModelEntry, device: torch.device, dtype: torch.dtype) -> Any:
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPImageProcessor
+
+    model = StableDiffusionSafetyChecker.from_pretrained(
+        str(entry.path), dtype=dtype, local_files_only=True, use_safetensors=True
+    )
+    processor = CLIPImageProcessor.from_pretrained(str(entry.path), local_files_only=True)
+    return SafetyChecker(model.to(device).eval(), processor)

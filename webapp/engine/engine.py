@@ -99,6 +99,11 @@ class Engine:
             )
         for lora in getattr(request, "loras", ()):
             lora_path(self.settings.models_dir, lora.name)
+        if kind == "image" and self.settings.safety_checker and not self._safety_model():
+            raise AtelierError(
+                "The NSFW safety checker is turned on but its weights are not installed, so "
+                "no image can be made. Tell your Atelier admin (`atelier doctor` explains)."
+            )
         job = Job(request=request, user=user, kind=kind, _cancel=self.cancel)
         with self._lock:
             if self._stopping:
@@ -249,6 +254,7 @@ class Engine:
         started = time.perf_counter()
         try:
             images = self._generate(jobs)
+            images, flagged = self._check_safety(images)
         except AtelierError as error:
             for job in jobs:
                 job._finish(JobStatus.FAILED, error=error.message)
@@ -281,8 +287,29 @@ class Engine:
         for job in jobs:
             count = job.request.num_images
             mine, images = images[:count], images[count:]
+            mine_flagged, flagged = flagged[:count], flagged[count:]
             seeds = [job.request.seed + i for i in range(count)]
-            job._finish(JobStatus.DONE, ImageResult(images=mine, seeds=seeds, seconds=seconds))
+            job._finish(
+                JobStatus.DONE,
+                ImageResult(images=mine, seeds=seeds, seconds=seconds, flagged=mine_flagged),
+            )
+
+    def _safety_model(self) -> str | None:
+        checkers = self.manager.registry().of_kind("safety")
+        return checkers[0].name if checkers else None
+
+    def _check_safety(self, images: list[Any]) -> tuple[list[Any], list[bool]]:
+        """Black out what the NSFW checker flags, when the admin has turned it on."""
+        if not self.settings.safety_checker:
+            return images, [False] * len(images)
+        from PIL import Image
+
+        with self.manager.use(self._safety_model()) as checker:
+            flags = checker.flags(images)
+        return [
+            Image.new("RGB", image.size) if flag else image
+            for image, flag in zip(images, flags, strict=True)
+        ], flags
 
     def _generate(self, jobs: list[Job]) -> list[Any]:
         from webapp.backends import diffusion

@@ -38,6 +38,8 @@ class ImageResult:
     images: list[Any]  # PIL images, in request order
     seeds: list[int]
     seconds: float
+    # True where the safety checker blacked the image out.
+    flagged: list[bool] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

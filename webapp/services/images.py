@@ -68,6 +68,7 @@ class ImageRun:
     style: str | None
     warnings: list[str] = field(default_factory=list)
     stored: list[StoredImage] | None = None
+    blacked_out: int = 0  # images the safety checker held back
 
 
 class ImageService:
@@ -179,7 +180,9 @@ class ImageService:
         """Wait for the job and store its images with their recipes (once)."""
         if run.stored is None:
             result: ImageResult = run.job.result(timeout)
-            run.stored = [
+            flagged = result.flagged or [False] * len(result.images)
+            run.blacked_out = sum(flagged)
+            run.stored = [  # a blacked-out image is not kept
                 self.store.save(
                     user,
                     run.job.id,
@@ -188,7 +191,10 @@ class ImageService:
                     a1111_parameters(run.request, seed),
                     recipe_of(run.request, seed, run.style),
                 )
-                for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True))
+                for index, (image, seed, flag) in enumerate(
+                    zip(result.images, result.seeds, flagged, strict=True)
+                )
+                if not flag
             ]
         return run.stored
 

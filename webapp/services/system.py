@@ -98,6 +98,18 @@ class SystemService:
                 required=False,
             ),
         ]
+        if self._settings.safety_checker:
+            checkers = [e for e in ready if e.kind == "safety"]
+            checks.append(
+                Check(
+                    "safety checker",
+                    bool(checkers),
+                    f"on, using {checkers[0].name}" if checkers else "on, but no weights installed",
+                    "Copy the Stable Diffusion safety checker folder (config.json naming "
+                    "StableDiffusionSafetyChecker, model.safetensors, preprocessor_config.json) "
+                    f"into the models dir, or set {env_name('safety_checker')}=false.",
+                )
+            )
         for entry in registry:
             if not entry.ready:
                 checks.append(

@@ -9,7 +9,7 @@ import streamlit as st
 from webapp.image_store import StoredImage
 from webapp.ui.widgets import describe_eta
 
-REDRAW_SECONDS = 0.25
+REDRAW_SECONDS = 0.5
 FORM_KEYS = {  # recipe field -> form widget key
     "prompt": "img-prompt",
     "negative_prompt": "img-negative",
