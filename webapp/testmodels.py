@@ -48,35 +48,49 @@ def make_test_models(target: Path) -> dict[str, Path]:
     }
 
 
-def _clip_tokenizer(folder: Path):
+def clip_tokenizer():
+    """A CLIP tokenizer over the corpus' characters (no merges): offline, always the same."""
     from transformers import CLIPTokenizer
 
     vocab = {"<|startoftext|>": 0, "!": 1, "<|endoftext|>": 2}
-    symbols = sorted(set(CORPUS.lower()) - {" ", "\n"})
-    for symbol in symbols:
+    for symbol in sorted(set(CORPUS.lower()) - {" ", "\n"}):
         vocab.setdefault(symbol, len(vocab))
         vocab.setdefault(symbol + "</w>", len(vocab))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    tokenizer = CLIPTokenizer(
-        str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+        return CLIPTokenizer(
+            str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77
+        )
+
+
+def save_sd_pipeline(folder: Path, unet, vae, text_encoder, tokenizer) -> None:
+    """A Stable Diffusion 1.x pipeline folder around these components."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
     )
-    return tokenizer
+    pipe = StableDiffusionPipeline(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
 
 
 def _save_tiny_sd(folder: Path) -> None:
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(SEED)
-    with tempfile.TemporaryDirectory() as scratch:
-        tokenizer = _clip_tokenizer(Path(scratch))
+    tokenizer = clip_tokenizer()
     unet = UNet2DConditionModel(
         sample_size=8,
         block_out_channels=(16, 32),
@@ -108,20 +122,7 @@ def _save_tiny_sd(folder: Path) -> None:
             pad_token_id=1,
         )
     )
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
-    )
-    pipe = StableDiffusionPipeline(
-        unet=unet,
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(folder, safe_serialization=True)
+    save_sd_pipeline(folder, unet, vae, text_encoder, tokenizer)
 
 
 def _save_tiny_llm(folder: Path) -> None:

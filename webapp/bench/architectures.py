@@ -4,8 +4,6 @@ folders so the engine loads them like real ones."""
 
 from __future__ import annotations
 
-import json
-import tempfile
 from pathlib import Path
 
 import torch
@@ -25,27 +23,12 @@ def make_bench_model(architecture: str, models_dir: Path) -> Path:
 
 
 def _save_sd15(folder: Path, device: torch.device) -> None:
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
 
-    from webapp.testmodels import CORPUS
+    from webapp.testmodels import clip_tokenizer, save_sd_pipeline
 
     torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as scratch:
-        vocab = {"<|startoftext|>": 0, "!": 1, "<|endoftext|>": 2}
-        for symbol in sorted(set(CORPUS.lower()) - {" ", "\n"}):
-            vocab.setdefault(symbol, len(vocab))
-            vocab.setdefault(symbol + "</w>", len(vocab))
-        (Path(scratch) / "vocab.json").write_text(json.dumps(vocab))
-        (Path(scratch) / "merges.txt").write_text("#version: 0.2\n")
-        tokenizer = CLIPTokenizer(
-            f"{scratch}/vocab.json", f"{scratch}/merges.txt", model_max_length=77
-        )
     with device:
         unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
         vae = AutoencoderKL(
@@ -71,20 +54,7 @@ def _save_sd15(folder: Path, device: torch.device) -> None:
                 projection_dim=768,
             )
         )
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
-    )
-    pipe = StableDiffusionPipeline(
-        unet=unet.half(),
-        vae=vae.half(),
-        text_encoder=text_encoder.half(),
-        tokenizer=tokenizer,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(folder, safe_serialization=True)
+    save_sd_pipeline(folder, unet.half(), vae.half(), text_encoder.half(), clip_tokenizer())
 
 
 def _save_llama(folder: Path, device: torch.device) -> None:
