@@ -316,3 +316,44 @@ def test_safety_checker_on_without_weights_refuses_and_doctor_explains(models_di
         assert "ATELIER_SAFETY_CHECKER=false" in checks["safety checker"].advice
     finally:
         services.close()
+
+
+def test_single_file_checkpoint_loads_offline_and_matches_its_folder(models_dir, tmp_path):
+    from webapp.testmodels import make_test_checkpoint
+
+    make_test_checkpoint(models_dir / "tiny-sd", models_dir / "tiny-single.safetensors")
+    services = build_services(
+        Settings(
+            models_dir=models_dir, data_dir=tmp_path, library_dir=REPO / "library", device="cpu"
+        )
+    )
+    try:
+        entry = services.registry().get("tiny-single")
+        assert (entry.kind, entry.format, entry.family) == ("image", "single-file", "sd15")
+        form = dict(prompt="a windmill", seed=4, steps=4, width=64, height=64)
+        from_file = services.images.generate(ImageForm(model="tiny-single", **form), ADA)
+        from_folder = services.images.generate(ImageForm(model="tiny-sd", **form), ADA)
+        assert np.array_equal(
+            np.asarray(from_file.job.result(60).images[0]),
+            np.asarray(from_folder.job.result(60).images[0]),
+        )
+    finally:
+        services.close()
+
+
+def test_single_file_checkpoint_without_a_family_folder_says_what_to_do(models_dir, tmp_path):
+    from webapp.errors import ModelLoadError
+    from webapp.testmodels import make_test_checkpoint
+
+    alone = tmp_path / "alone"
+    make_test_checkpoint(models_dir / "tiny-sd", alone / "tiny-single.safetensors")
+    services = build_services(
+        Settings(
+            models_dir=alone, data_dir=tmp_path / "data", library_dir=REPO / "library", device="cpu"
+        )
+    )
+    try:
+        with pytest.raises(ModelLoadError, match="needs the configuration of a diffusers folder"):
+            services.manager.get("tiny-single")
+    finally:
+        services.close()

@@ -228,3 +228,116 @@ def make_test_safety_checker(target: Path, flag_everything: bool) -> Path:
         ).save_pretrained(folder)
 
     return write_folder(target, save)
+
+
+def make_test_checkpoint(diffusers_folder: Path, target: Path) -> Path:
+    """The pipeline in `diffusers_folder` as one original-format (LDM) `.safetensors` file,
+    the way single-file checkpoints are shared, so the single-file loader is tested offline."""
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import save_file
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(diffusers_folder), local_files_only=True)
+    layers = pipe.unet.config.layers_per_block
+    checkpoint = {}
+    for key, tensor in pipe.unet.state_dict().items():
+        checkpoint["model.diffusion_model." + _ldm_unet_key(key, layers, pipe.unet)] = tensor
+    blocks = len(pipe.vae.config.down_block_types)
+    for key, tensor in pipe.vae.state_dict().items():
+        ldm_key = _ldm_vae_key(key, blocks)
+        if ".mid.attn_1." in ldm_key and tensor.ndim == 2:
+            tensor = tensor[:, :, None, None]  # LDM keeps attention projections as 1×1 convs
+        checkpoint["first_stage_model." + ldm_key] = tensor
+    for key, tensor in pipe.text_encoder.state_dict().items():
+        key = key if key.startswith("text_model.") else "text_model." + key
+        checkpoint["cond_stage_model.transformer." + key] = tensor
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in checkpoint.items()}, str(target))
+    return target
+
+
+_UNET_DIRECT = {
+    "time_embedding.linear_1": "time_embed.0",
+    "time_embedding.linear_2": "time_embed.2",
+    "conv_in": "input_blocks.0.0",
+    "conv_norm_out": "out.0",
+    "conv_out": "out.2",
+}
+_UNET_RESNET = (
+    ("norm1", "in_layers.0"),
+    ("conv1", "in_layers.2"),
+    ("norm2", "out_layers.0"),
+    ("conv2", "out_layers.3"),
+    ("time_emb_proj", "emb_layers.1"),
+    ("conv_shortcut", "skip_connection"),
+)
+
+
+def _ldm_unet_key(key: str, layers: int, unet) -> str:
+    """The inverse of diffusers' `convert_ldm_unet_checkpoint` for an SD 1.x UNet."""
+    module, _, name = key.rpartition(".")
+    if module in _UNET_DIRECT:
+        return f"{_UNET_DIRECT[module]}.{name}"
+    parts = key.split(".")
+    if parts[0] == "mid_block":
+        index = {"resnets": 0 if parts[2] == "0" else 2, "attentions": 1}[parts[1]]
+        return f"middle_block.{index}." + _inner(parts[1], parts[3:])
+    block, kind, layer = int(parts[1]), parts[2], int(parts[3])
+    if parts[0] == "down_blocks":
+        if kind == "downsamplers":
+            return f"input_blocks.{(block + 1) * (layers + 1)}.0.op.{name}"
+        index = block * (layers + 1) + layer + 1
+        return f"input_blocks.{index}.{0 if kind == 'resnets' else 1}." + _inner(kind, parts[4:])
+    if kind == "upsamplers":
+        has_attention = bool(getattr(unet.up_blocks[block], "attentions", None))
+        index = block * (layers + 1) + layers
+        return f"output_blocks.{index}.{2 if has_attention else 1}.conv.{name}"
+    index = block * (layers + 1) + layer
+    return f"output_blocks.{index}.{0 if kind == 'resnets' else 1}." + _inner(kind, parts[4:])
+
+
+def _inner(kind: str, parts: list[str]) -> str:
+    """A resnet's or attention's own key inside its LDM block."""
+    inner = ".".join(parts)
+    if kind == "resnets":
+        for diffusers_name, ldm_name in _UNET_RESNET:
+            if inner.startswith(diffusers_name + "."):
+                return ldm_name + inner[len(diffusers_name) :]
+    return inner
+
+
+_VAE_ATTENTION = (
+    ("group_norm", "norm"),
+    ("to_q", "q"),
+    ("to_k", "k"),
+    ("to_v", "v"),
+    ("to_out.0", "proj_out"),
+)
+
+
+def _ldm_vae_key(key: str, blocks: int) -> str:
+    """The inverse of diffusers' `convert_ldm_vae_checkpoint`."""
+    side, rest = key.split(".", 1)
+    if side not in ("encoder", "decoder"):
+        return key  # quant_conv, post_quant_conv
+    parts = rest.split(".")
+    if parts[0] == "down_blocks":
+        if parts[2] == "downsamplers":
+            return f"encoder.down.{parts[1]}.downsample.conv.{parts[-1]}"
+        tail = ".".join(parts[4:]).replace("conv_shortcut", "nin_shortcut")
+        return f"encoder.down.{parts[1]}.block.{parts[3]}.{tail}"
+    if parts[0] == "up_blocks":
+        ldm_block = blocks - 1 - int(parts[1])
+        if parts[2] == "upsamplers":
+            return f"decoder.up.{ldm_block}.upsample.conv.{parts[-1]}"
+        tail = ".".join(parts[4:]).replace("conv_shortcut", "nin_shortcut")
+        return f"decoder.up.{ldm_block}.block.{parts[3]}.{tail}"
+    if parts[0] == "mid_block" and parts[1] == "resnets":
+        tail = ".".join(parts[3:]).replace("conv_shortcut", "nin_shortcut")
+        return f"{side}.mid.block_{int(parts[2]) + 1}.{tail}"
+    if parts[0] == "mid_block":
+        tail = ".".join(parts[3:])
+        for diffusers_name, ldm_name in _VAE_ATTENTION:
+            if tail.startswith(diffusers_name + "."):
+                tail = ldm_name + tail[len(diffusers_name) :]
+        return f"{side}.mid.attn_1.{tail}"
+    return f"{side}.{rest.replace('conv_norm_out', 'norm_out')}"  # conv_in, conv_out, norm_out
