@@ -237,10 +237,6 @@ class ModelManager:
         for name in list(self._resident):
             self.unload(name)
 
-    def is_loaded(self, name: str) -> bool:
-        with self._lock:
-            return name in self._resident
-
     def resident_bytes(self) -> int:
         with self._lock:
             return sum(r.nbytes for r in self._resident.values())
