@@ -56,6 +56,26 @@ def services(settings):
 
 
 @pytest.fixture
+def make_services(tmp_path):
+    """Services over a models dir (and the project's library); closed after the test."""
+    made = []
+
+    def make(models_dir: Path, **settings):
+        values = dict(
+            models_dir=models_dir,
+            data_dir=tmp_path / "data",
+            device="cpu",
+            library_dir=REPO / "library",
+        )
+        made.append(build_services(Settings(**{**values, **settings})))
+        return made[-1]
+
+    yield make
+    for services in made:
+        services.close()
+
+
+@pytest.fixture
 def admin() -> User:
     return User(id="ada", display_name="Ada", is_admin=True)
 

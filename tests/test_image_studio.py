@@ -9,13 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO
 from webapp.engine import JobFailed, LoraWeight
 from webapp.errors import ValidationError
 from webapp.png_recipe import parse_a1111, read_recipe
-from webapp.services import build_services
 from webapp.services.images import ImageForm
-from webapp.settings import Settings
 from webapp.testmodels import make_test_lora
 from webapp.users import User
 
@@ -46,17 +43,8 @@ def studio_models(models_dir):
 
 
 @pytest.fixture
-def studio(studio_models, tmp_path):
-    services = build_services(
-        Settings(
-            models_dir=studio_models,
-            data_dir=tmp_path / "data",
-            library_dir=REPO / "library",
-            device="cpu",
-        )
-    )
-    yield services
-    services.close()
+def studio(studio_models, make_services):
+    return make_services(studio_models)
 
 
 def make(studio, user=ADA, **form):
@@ -134,24 +122,17 @@ def test_every_scheduler_makes_an_image(studio, scheduler):
     assert "Sampler: " in stored[0].parameters
 
 
-def test_lcm_lora_switches_to_lcm_defaults(studio_models, tmp_path):
+def test_lcm_lora_switches_to_lcm_defaults(studio_models, make_services):
     shutil.copy(
         studio_models / "loras" / "ink.safetensors",
         studio_models / "loras" / "lcm-lora-sd15.safetensors",
     )
-    services = build_services(
-        Settings(
-            models_dir=studio_models, data_dir=tmp_path, library_dir=REPO / "library", device="cpu"
-        )
+    services = make_services(studio_models)
+    run = services.images.generate(
+        ImageForm("a cup", model="tiny-sd", loras=(LoraWeight("lcm-lora-sd15", 1.0),)), ADA
     )
-    try:
-        run = services.images.generate(
-            ImageForm("a cup", model="tiny-sd", loras=(LoraWeight("lcm-lora-sd15", 1.0),)), ADA
-        )
-        assert (run.request.scheduler, run.request.steps, run.request.guidance) == ("lcm", 6, 1.5)
-        run.job.result(60)
-    finally:
-        services.close()
+    assert (run.request.scheduler, run.request.steps, run.request.guidance) == ("lcm", 6, 1.5)
+    run.job.result(60)
 
 
 def test_lora_changes_the_picture(studio):
@@ -215,22 +196,11 @@ def test_decompression_bomb_is_refused_before_decoding(studio):
     assert caught.value.field == "init_image"
 
 
-def test_too_large_for_memory_says_the_largest_allowed(studio_models, tmp_path):
-    services = build_services(
-        Settings(
-            models_dir=studio_models,
-            data_dir=tmp_path,
-            library_dir=REPO / "library",
-            device="cpu",
-            memory_budget_gb=0.5,
-        )
-    )
-    try:
-        with pytest.raises(ValidationError, match=r"the largest is about \d+×\d+") as caught:
-            services.images.generate(ImageForm("x", model="tiny-sd", width=2048, height=2048), ADA)
-        assert caught.value.field == "width"
-    finally:
-        services.close()
+def test_too_large_for_memory_says_the_largest_allowed(studio_models, make_services):
+    services = make_services(studio_models, memory_budget_gb=0.5)
+    with pytest.raises(ValidationError, match=r"the largest is about \d+×\d+") as caught:
+        services.images.generate(ImageForm("x", model="tiny-sd", width=2048, height=2048), ADA)
+    assert caught.value.field == "width"
 
 
 def test_prompt_longer_than_the_text_encoder_says_which_words_were_dropped(studio):
@@ -260,100 +230,63 @@ def test_stored_images_of_another_person_are_out_of_reach(studio):
     assert studio.images.stored(mine.path, ADA).recipe["request"]["prompt"] == "mine"
 
 
-def safety_services(models_dir, tmp_path, flag_everything: bool):
+def with_safety_checker(models_dir, flag_everything: bool):
     from webapp.testmodels import make_test_safety_checker
 
     make_test_safety_checker(models_dir / "safety-checker", flag_everything)
-    return build_services(
-        Settings(
-            models_dir=models_dir,
-            data_dir=tmp_path / "data",
-            library_dir=REPO / "library",
-            device="cpu",
-            safety_checker=True,
-        )
-    )
+    return models_dir
 
 
-def test_safety_checker_blacks_out_flagged_images_and_says_why(models_dir, tmp_path):
-    services = safety_services(models_dir, tmp_path, flag_everything=True)
-    try:
-        assert [e.kind for e in services.registry().of_kind("safety")] == ["safety"]
-        run = services.images.generate(ImageForm("a beach", model="tiny-sd", num_images=2), ADA)
-        result = run.job.result(60)
-        assert result.flagged == [True, True]
-        assert all(np.asarray(image).max() == 0 for image in result.images)  # black
-        assert services.images.finish(run, ADA) == [] and run.blacked_out == 2
-    finally:
-        services.close()
+def test_safety_checker_blacks_out_flagged_images_and_says_why(models_dir, make_services):
+    services = make_services(with_safety_checker(models_dir, True), safety_checker=True)
+    assert [e.kind for e in services.registry().of_kind("safety")] == ["safety"]
+    run = services.images.generate(ImageForm("a beach", model="tiny-sd", num_images=2), ADA)
+    result = run.job.result(60)
+    assert result.flagged == [True, True]
+    assert all(np.asarray(image).max() == 0 for image in result.images)  # black
+    assert services.images.finish(run, ADA) == [] and run.blacked_out == 2
 
 
-def test_safety_checker_lets_safe_images_through(models_dir, tmp_path):
-    services = safety_services(models_dir, tmp_path, flag_everything=False)
-    try:
-        run = services.images.generate(ImageForm("a beach", model="tiny-sd"), ADA)
-        assert len(services.images.finish(run, ADA, timeout=60)) == 1
-        assert run.blacked_out == 0
-    finally:
-        services.close()
+def test_safety_checker_lets_safe_images_through(models_dir, make_services):
+    services = make_services(with_safety_checker(models_dir, False), safety_checker=True)
+    run = services.images.generate(ImageForm("a beach", model="tiny-sd"), ADA)
+    assert len(services.images.finish(run, ADA, timeout=60)) == 1
+    assert run.blacked_out == 0
 
 
-def test_safety_checker_on_without_weights_refuses_and_doctor_explains(models_dir, tmp_path):
-    services = build_services(
-        Settings(
-            models_dir=models_dir,
-            data_dir=tmp_path,
-            library_dir=REPO / "library",
-            device="cpu",
-            safety_checker=True,
-        )
-    )
-    try:
-        with pytest.raises(Exception, match="safety checker is turned on but its weights"):
-            services.images.generate(ImageForm("a beach", model="tiny-sd"), ADA)
-        checks = {c.name: c for c in services.system.doctor().checks}
-        assert checks["safety checker"].ok is False
-        assert "ATELIER_SAFETY_CHECKER=false" in checks["safety checker"].advice
-    finally:
-        services.close()
+def test_safety_checker_on_without_weights_refuses_and_doctor_explains(models_dir, make_services):
+    services = make_services(models_dir, safety_checker=True)
+    with pytest.raises(Exception, match="safety checker is turned on but its weights"):
+        services.images.generate(ImageForm("a beach", model="tiny-sd"), ADA)
+    checks = {c.name: c for c in services.system.doctor().checks}
+    assert checks["safety checker"].ok is False
+    assert "ATELIER_SAFETY_CHECKER=false" in checks["safety checker"].advice
 
 
-def test_single_file_checkpoint_loads_offline_and_matches_its_folder(models_dir, tmp_path):
+def test_single_file_checkpoint_loads_offline_and_matches_its_folder(models_dir, make_services):
     from webapp.testmodels import make_test_checkpoint
 
     make_test_checkpoint(models_dir / "tiny-sd", models_dir / "tiny-single.safetensors")
-    services = build_services(
-        Settings(
-            models_dir=models_dir, data_dir=tmp_path, library_dir=REPO / "library", device="cpu"
-        )
+    services = make_services(models_dir)
+    entry = services.registry().get("tiny-single")
+    assert (entry.kind, entry.format, entry.family) == ("image", "single-file", "sd15")
+    form = dict(prompt="a windmill", seed=4, steps=4, width=64, height=64)
+    from_file = services.images.generate(ImageForm(model="tiny-single", **form), ADA)
+    from_folder = services.images.generate(ImageForm(model="tiny-sd", **form), ADA)
+    assert np.array_equal(
+        np.asarray(from_file.job.result(60).images[0]),
+        np.asarray(from_folder.job.result(60).images[0]),
     )
-    try:
-        entry = services.registry().get("tiny-single")
-        assert (entry.kind, entry.format, entry.family) == ("image", "single-file", "sd15")
-        form = dict(prompt="a windmill", seed=4, steps=4, width=64, height=64)
-        from_file = services.images.generate(ImageForm(model="tiny-single", **form), ADA)
-        from_folder = services.images.generate(ImageForm(model="tiny-sd", **form), ADA)
-        assert np.array_equal(
-            np.asarray(from_file.job.result(60).images[0]),
-            np.asarray(from_folder.job.result(60).images[0]),
-        )
-    finally:
-        services.close()
 
 
-def test_single_file_checkpoint_without_a_family_folder_says_what_to_do(models_dir, tmp_path):
+def test_single_file_checkpoint_without_a_family_folder_says_what_to_do(
+    models_dir, make_services, tmp_path
+):
     from webapp.errors import ModelLoadError
     from webapp.testmodels import make_test_checkpoint
 
     alone = tmp_path / "alone"
     make_test_checkpoint(models_dir / "tiny-sd", alone / "tiny-single.safetensors")
-    services = build_services(
-        Settings(
-            models_dir=alone, data_dir=tmp_path / "data", library_dir=REPO / "library", device="cpu"
-        )
-    )
-    try:
-        with pytest.raises(ModelLoadError, match="needs the configuration of a diffusers folder"):
-            services.manager.get("tiny-single")
-    finally:
-        services.close()
+    services = make_services(alone)
+    with pytest.raises(ModelLoadError, match="needs the configuration of a diffusers folder"):
+        services.manager.get("tiny-single")

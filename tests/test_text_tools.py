@@ -9,8 +9,6 @@ import pytest
 from tests.conftest import REPO
 from webapp.engine import JobCancelled, JobStatus
 from webapp.errors import ValidationError
-from webapp.services import build_services
-from webapp.settings import Settings
 from webapp.text_tools import load_library, render_prompt
 
 LIBRARY = REPO / "library"
@@ -55,17 +53,8 @@ def library_dir(tmp_path):
 
 
 @pytest.fixture
-def text_services(tiny_models_dir, library_dir, tmp_path):
-    services = build_services(
-        Settings(
-            models_dir=tiny_models_dir,
-            library_dir=library_dir,
-            data_dir=tmp_path / "data",
-            device="cpu",
-        )
-    )
-    yield services
-    services.close()
+def text_services(tiny_models_dir, library_dir, make_services):
+    return make_services(tiny_models_dir, library_dir=library_dir)
 
 
 def test_built_in_library_has_every_tool_and_two_voices_without_problems():
@@ -222,19 +211,14 @@ def test_chat_keeps_history_and_the_persons_instructions(text_services, admin):
 
 
 @pytest.mark.embedded
-def test_every_built_in_tool_answers_with_the_embedded_model(embedded_models_dir, admin, tmp_path):
-    services = build_services(
-        Settings(
-            models_dir=embedded_models_dir, library_dir=LIBRARY, data_dir=tmp_path, device="cpu"
+def test_every_built_in_tool_answers_with_the_embedded_model(
+    embedded_models_dir, admin, make_services
+):
+    services = make_services(embedded_models_dir)
+    for tool_id in sorted(BUILT_IN_TOOLS):
+        tool = services.text.tool(tool_id)
+        run = services.text.run_tool(
+            tool_id, sample_inputs(tool), admin, max_new_tokens=12, seed=0, temperature=0.0
         )
-    )
-    try:
-        for tool_id in sorted(BUILT_IN_TOOLS):
-            tool = services.text.tool(tool_id)
-            run = services.text.run_tool(
-                tool_id, sample_inputs(tool), admin, max_new_tokens=12, seed=0, temperature=0.0
-            )
-            assert run.model == "smollm2-135m-instruct"
-            assert all(job.result(120).text.strip() for job in run.jobs), tool_id
-    finally:
-        services.close()
+        assert run.model == "smollm2-135m-instruct"
+        assert all(job.result(120).text.strip() for job in run.jobs), tool_id
