@@ -379,3 +379,23 @@ def test_large_images_take_more_of_a_batch(fake_engine, recorder):
     for job in [blocker, *big]:
         job.result(30)
     assert sorted(len(call) for call in recorder.calls[1:]) == [1, 2]  # 2 units each, cap 4
+
+
+def test_shutdown_cancels_running_and_waiting_jobs_promptly(engine_settings):
+    engine = build_engine(engine_settings)
+    running = engine.submit(text("go on", max_new_tokens=900), ADA)
+    while not running.text:
+        running._done.wait(0.001)
+    waiting = engine.submit(image("never made"), BOB)
+    engine.shutdown(timeout=10)
+    assert not engine._worker.is_alive()
+    assert running.status == waiting.status == JobStatus.CANCELLED
+
+
+def test_a_streaming_text_job_counts_as_running_with_an_estimate(engine):
+    job = engine.submit(text("go on", max_new_tokens=900), ADA)
+    while len(job.text) < 3:
+        job._done.wait(0.001)
+    assert engine.running_count() == 1
+    assert engine.get_job(job.id, ADA).eta_seconds is not None
+    job.cancel(ADA)

@@ -153,10 +153,12 @@ class Engine:
             return sum(not j.finished for j in self._running)
 
     def shutdown(self, timeout: float = 30) -> None:
+        """Cancel every waiting and running job, and stop the worker."""
         with self._lock:
             self._stopping = True
-            for job in self._queue.order():
+            for job in [*self._queue.order(), *self._running]:
                 self._queue.remove(job)
+                job.cancelled_by = "the server (shutting down)"
                 job._finish(JobStatus.CANCELLED, error="Atelier is shutting down.")
             self._lock.notify_all()
         self._worker.join(timeout)
@@ -368,6 +370,7 @@ class Engine:
         if session is None:
             with self._lock:
                 first = self._queue.take_batch("text", key=lambda j: j.model, max_units=1)
+                self._running.extend(first)
             if not first:
                 return
             session = self._text = _TextSession(self.manager, first[0].model)
@@ -410,6 +413,7 @@ class Engine:
                 if free > 0
                 else []
             )
+            self._running.extend(jobs)
         for job in jobs:
             session.add(job)
 
