@@ -2,9 +2,10 @@
 
 import streamlit as st
 
+from webapp.formatting import human_bytes
 from webapp.ui.resources import get_services
 from webapp.ui.session import current_user
-from webapp.ui.widgets import add_image_model_help, human_bytes, memory_meter
+from webapp.ui.widgets import add_image_model_help, memory_meter
 
 services = get_services()
 user = current_user()

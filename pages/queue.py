@@ -3,9 +3,10 @@
 import streamlit as st
 
 from webapp.errors import AtelierError
+from webapp.formatting import human_bytes
 from webapp.ui.resources import get_services
 from webapp.ui.session import current_user, flash
-from webapp.ui.widgets import human_bytes, job_card, memory_meter, show_flash
+from webapp.ui.widgets import job_card, memory_meter, show_flash
 
 services = get_services()
 user = current_user()

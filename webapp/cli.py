@@ -12,18 +12,11 @@ import sys
 from pathlib import Path
 
 from webapp.errors import AtelierError
+from webapp.formatting import human_bytes
 from webapp.settings import Settings, load_settings
 from webapp.users import local_user
 
 APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
-
-
-def _human_bytes(count: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GB"
 
 
 def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
@@ -69,7 +62,7 @@ def cmd_models_list(settings: Settings, args: argparse.Namespace) -> int:
     for row in rows:
         line = (
             f"{row['name']:<32} {row['kind']:<9} {row['format']:<13} {row['family']:<11} "
-            f"{_human_bytes(row['size_bytes']):>9}  {row['license'] or '-'}"
+            f"{human_bytes(row['size_bytes']):>9}  {row['license'] or '-'}"
         )
         print(line + ("" if row["status"] == "ready" else f"  [{row['status']}] {row['problem']}"))
     for problem in registry.problems:

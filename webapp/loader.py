@@ -241,6 +241,9 @@ class ModelManager:
         with self._lock:
             return sum(r.nbytes for r in self._resident.values())
 
+    def stats_of(self, name: str) -> ModelStats | None:
+        return next((s for s in self.stats() if s.name == name), None)
+
     def stats(self) -> list[ModelStats]:
         with self._lock:
             return [

@@ -33,7 +33,7 @@ def bench_load(settings: Settings, model: str, warm_calls: int = 2000) -> dict[s
         manager.get(model)
         warm.append(time.perf_counter() - started)
     warm.sort()
-    stats = next(s for s in manager.stats() if s.name == model)
+    stats = manager.stats_of(model)
     result: dict[str, object] = {
         "bench": "load",
         "model": model,

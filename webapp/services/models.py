@@ -45,7 +45,7 @@ class ModelService:
     def load(self, name: str, user: User) -> ModelStats:
         require_admin(user, "load models")
         self._manager.get(name)
-        return self._stats_of(name)
+        return self._manager.stats_of(name)
 
     def unload(self, name: str, user: User) -> bool:
         require_admin(user, "unload models")
@@ -58,9 +58,3 @@ class ModelService:
     def unpin(self, name: str, user: User) -> None:
         require_admin(user, "unpin models")
         self._manager.unpin(check_model_name(name))
-
-    def loaded(self, user: User) -> list[ModelStats]:
-        return self._manager.stats()
-
-    def _stats_of(self, name: str) -> ModelStats:
-        return next(s for s in self._manager.stats() if s.name == name)

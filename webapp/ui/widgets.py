@@ -7,14 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from webapp.errors import AtelierError
-
-
-def human_bytes(count: int | float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if count < 1024 or unit == "TB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TB"
+from webapp.formatting import human_bytes
 
 
 def show_error(error: AtelierError) -> None:
