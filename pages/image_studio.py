@@ -6,7 +6,13 @@ from webapp.engine import LoraWeight
 from webapp.errors import AtelierError
 from webapp.image_presets import ASPECTS, QUALITIES
 from webapp.services.images import MAX_IMAGES, ImageForm
-from webapp.ui.image_widgets import follow_job, recent_grid, results_grid, thumbnail
+from webapp.ui.image_widgets import (
+    RECENT_IMAGES,
+    follow_job,
+    recent_grid,
+    results_grid,
+    thumbnail,
+)
 from webapp.ui.resources import get_services
 from webapp.ui.session import current_user
 from webapp.ui.widgets import add_image_model_help, show_error
@@ -16,6 +22,7 @@ user = current_user()
 state = st.session_state
 state.setdefault("image_run", None)
 state.setdefault("image_sent", None)
+state.setdefault("recent_shown", RECENT_IMAGES)
 
 st.title("Image Studio")
 models = [entry.name for entry in services.images.image_models(user)]
@@ -44,6 +51,10 @@ def number_or_none(raw: str, field: str) -> int | None:
     if not raw.isdigit():
         raise AtelierError("The seed must be a whole number, or “random”.", field=field)
     return int(raw)
+
+
+def show_more_recent() -> None:
+    state["recent_shown"] += RECENT_IMAGES
 
 
 def reuse_seed(seed: int) -> None:
@@ -194,7 +205,10 @@ with result_column:
         else:
             st.error(run.job.error or "Making the images failed.")
 
-recent = services.images.recent(user, limit=12)
+shown = state["recent_shown"]
+recent = services.images.recent(user, limit=shown + 1)  # one more tells if there are more
 if recent:
     st.subheader("Your recent images", divider="gray")
-    recent_grid(recent)
+    recent_grid(recent[:shown])
+    if len(recent) > shown:
+        st.button("Show more", icon=":material/expand_more:", on_click=show_more_recent)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -182,3 +183,29 @@ def test_generate_an_image_and_see_it_appear(page, app_url):
     assert page.locator("img").count() >= 2  # the result and its copy in recent images
     if os.environ.get("ATELIER_SCREENSHOTS"):
         page.screenshot(path=os.path.join(os.environ["ATELIER_SCREENSHOTS"], "studio.png"))
+
+
+def open_studio_with_many_steps(page, app_url, prompt: str) -> None:
+    """A job long enough (150 steps) to watch on its way."""
+    page.goto(app_url)
+    page.get_by_role("link", name="Image Studio").click()
+    page.get_by_label("What should the picture show?").fill(prompt)
+    page.get_by_text("Advanced").click()
+    page.get_by_label("Steps").fill("150")
+
+
+def test_a_long_image_job_shows_its_progress_then_the_image(page, app_url):
+    open_studio_with_many_steps(page, app_url, "a harbour in fog")
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_text(re.compile(r"Step \d+ of 150")).wait_for()
+    page.get_by_role("button", name="Cancel").wait_for()
+    page.get_by_text("image(s) in").wait_for(timeout=60_000)
+    assert page.get_by_role("button", name="Cancel").count() == 0
+
+
+def test_cancel_stops_the_image_job(page, app_url):
+    open_studio_with_many_steps(page, app_url, "a quiet forest path")
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_role("button", name="Cancel").click()
+    page.get_by_text("Cancelled.", exact=True).wait_for()
+    assert page.get_by_text("image(s) in").count() == 0

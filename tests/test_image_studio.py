@@ -11,6 +11,7 @@ from PIL import Image
 
 from webapp.engine import JobFailed, LoraWeight
 from webapp.errors import ValidationError
+from webapp.image_store import THUMBNAIL_PIXELS, thumbnail_of
 from webapp.png_recipe import parse_a1111, read_recipe
 from webapp.services.images import ImageForm
 from webapp.testmodels import make_test_lora
@@ -62,6 +63,20 @@ def test_text_to_image_stores_pngs_with_their_recipe(studio):
         (item.path for item in stored), key=lambda p: p.stat().st_mtime, reverse=True
     )
     assert studio.images.recent(BOB) == []  # nothing leaks to another person
+
+
+def test_recent_images_leave_out_an_unreadable_file(studio):
+    _, (made,) = make(studio, prompt="a kite", seed=1)
+    made.path.with_name("29991231-235959000000-job-x-1.png").write_bytes(b"not a png")
+    assert [item.path for item in studio.images.recent(ADA)] == [made.path]
+
+
+def test_gallery_thumbnails_are_small_jpegs_of_the_stored_image(studio):
+    big = studio.images.store.save(ADA, "job-big", 0, Image.new("RGB", (1024, 768), "red"), "", {})
+    thumbnail = Image.open(io.BytesIO(thumbnail_of(big)))
+    assert thumbnail.format == "JPEG"
+    assert thumbnail.size == (THUMBNAIL_PIXELS, THUMBNAIL_PIXELS * 3 // 4)
+    assert thumbnail.getpixel((10, 10))[0] > 240  # still red
 
 
 def test_png_parameters_round_trip_and_reproduce_the_same_pixels(studio):

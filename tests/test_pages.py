@@ -3,11 +3,12 @@
 import shutil
 
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
 from webapp.ui.resources import get_services
-from webapp.users import User
+from webapp.users import User, local_user
 
 APP = str(REPO / "app.py")
 
@@ -132,7 +133,6 @@ def test_queue_page_shows_own_jobs_with_place_progress_and_cancel(
     app_env, tiny_models_dir, held_engine
 ):
     from webapp.engine import ImageRequest, JobStatus
-    from webapp.users import User
 
     app_env(tiny_models_dir)
     services = get_services()
@@ -275,6 +275,25 @@ def test_image_studio_makes_an_image_and_shows_its_recipe(app_env, tiny_models_d
     assert "a <b>red</b> fox" in [t.value for t in app.text]  # recent images, as plain text
     next(b for b in app.button if b.label == "Use these settings").click().run()
     assert app.text_input(key="img-seed").value == "21"
+
+
+def test_image_studio_lists_recent_images_a_page_at_a_time(app_env, tiny_models_dir):
+    app_env(tiny_models_dir)
+    services = get_services()
+    store, user = services.images.store, local_user(services.settings)
+    for number in range(1, 11):
+        recipe = {"request": {"prompt": f"picture {number}"}}
+        store.save(user, f"job-{number}", 0, Image.new("RGB", (64, 64)), "", recipe)
+    app = run_app()
+    app.switch_page("pages/image_studio.py").run()
+
+    def shown() -> set[str]:
+        return {t.value for t in app.text if t.value.startswith("picture")}
+
+    assert shown() == {f"picture {n}" for n in range(3, 11)}  # the newest eight
+    next(b for b in app.button if b.label == "Show more").click().run()
+    assert shown() == {f"picture {n}" for n in range(1, 11)}
+    assert not [b for b in app.button if b.label == "Show more"]  # nothing more to show
 
 
 def test_image_studio_shows_bad_input_next_to_its_field(app_env, tiny_models_dir):

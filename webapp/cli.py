@@ -355,7 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     text_bench.set_defaults(run=cmd_bench_text)
     studio = bench_commands.add_parser("studio", help="Image Studio page vs the engine")
     studio.add_argument("--model", default="tiny-sd")
-    studio.add_argument("--steps", type=int, default=20)
+    studio.add_argument(
+        "--steps", type=int, default=None, help="default: the model's steps for Balanced quality"
+    )
     studio.add_argument("--repeats", type=int, default=5)
     studio.set_defaults(run=cmd_bench_studio)
     return parser

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -42,24 +44,60 @@ class ImageStore:
         parameters: str,
         recipe: dict[str, Any],
     ) -> StoredImage:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = self.folder_of(user) / f"{stamp}-{job_id}-{index + 1}.png"
+        path = self.folder_of(user) / f"{_timestamp()}-{job_id}-{index + 1}.png"
         save_png(image, path, parameters, recipe)
         return StoredImage(path, parameters, recipe, path.stat().st_mtime)
 
     def recent(self, user: User, limit: int = 24) -> list[StoredImage]:
+        """This person's newest images."""
         folder = self.folder_of(user)
         if not folder.is_dir():
             return []
-        paths = sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime, reverse=True)
-        stored = []
-        for path in paths[:limit]:
-            try:
-                parameters, recipe = read_recipe(path)
-            except (OSError, ValueError):
-                continue  # unreadable file: leave it out rather than fail the list
-            stored.append(StoredImage(path, parameters, recipe, path.stat().st_mtime))
-        return stored
+        # Names start with the time they were made, so the newest sort last.
+        newest = sorted(folder.glob("*.png"), reverse=True)[:limit]
+        stored = (_read_stored(path) for path in newest)
+        return [item for item in stored if item is not None]
 
     def owns(self, user: User, path: Path) -> bool:
         return path.resolve().parent == self.folder_of(user).resolve()
+
+
+def _timestamp() -> str:
+    """Local time to the microsecond: file names sort in the order the images were made."""
+    now = time.time_ns() // 1000
+    seconds, micros = divmod(now, 1_000_000)
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(seconds)) + f"{micros:06d}"
+
+
+def _read_stored(path: Path) -> StoredImage | None:
+    try:
+        return _read_stored_version(path, path.stat().st_mtime)
+    except OSError:
+        return None  # deleted meanwhile
+
+
+@lru_cache(maxsize=2048)
+def _read_stored_version(path: Path, mtime: float) -> StoredImage | None:
+    """A stored image's recipe, read once per version of the file (the page asks each run)."""
+    try:
+        parameters, recipe = read_recipe(path)
+    except (OSError, ValueError):
+        return None  # unreadable file: leave it out rather than fail the list
+    return StoredImage(path, parameters, recipe, mtime)
+
+
+THUMBNAIL_PIXELS = 384
+
+
+@lru_cache(maxsize=512)
+def _thumbnail(path: Path, mtime: float) -> bytes:
+    with Image.open(path) as image:
+        image.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="JPEG", quality=88)
+    return buffer.getvalue()
+
+
+def thumbnail_of(stored: StoredImage) -> bytes:
+    """A small JPEG of a stored image for galleries, made once per version of the file."""
+    return _thumbnail(stored.path, stored.created)

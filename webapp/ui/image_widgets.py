@@ -6,10 +6,12 @@ import io
 
 import streamlit as st
 
-from webapp.image_store import StoredImage
+from webapp.image_store import StoredImage, thumbnail_of
 from webapp.ui.widgets import describe_eta
 
 REDRAW_SECONDS = 0.5
+PROGRESS_AFTER_SECONDS = 0.3
+RECENT_IMAGES = 8  # one page of recent images; "Show more" adds as many again
 FORM_KEYS = {  # recipe field -> form widget key
     "prompt": "img-prompt",
     "negative_prompt": "img-negative",
@@ -40,6 +42,9 @@ def follow_job(job, on_cancel) -> None:
     """Show the queue position, then step i of N with previews, until the job ends; the
     Cancel button's click interrupts this loop with a rerun."""
     cancel_slot, panel = st.empty(), st.empty()
+    # A quick job shows no flash of progress, and drawing would slow its first steps.
+    if job.wait(PROGRESS_AFTER_SECONDS):
+        return
     cancel_slot.button(
         "Cancel", icon=":material/cancel:", key=f"cancel-{job.id}", on_click=on_cancel, args=(job,)
     )
@@ -74,7 +79,7 @@ def results_grid(stored: list[StoredImage], key: str) -> None:
     columns = st.columns(min(len(stored), 2) or 1)
     for index, item in enumerate(stored):
         with columns[index % len(columns)].container(border=True):
-            st.image(str(item.path))
+            st.image(str(item.path), output_format="PNG")  # the very file, not a JPEG of it
             seed = item.recipe.get("request", {}).get("seed")
             st.caption(f"Seed {seed}")
             st.download_button(
@@ -106,7 +111,7 @@ def recent_grid(stored: list[StoredImage]) -> None:
     columns = st.columns(4)
     for index, item in enumerate(stored):
         with columns[index % 4]:
-            st.image(str(item.path))
+            st.image(thumbnail_of(item), output_format="JPEG")
             # The prompt is the person's text: shown as plain text, never markdown.
             st.text(item.recipe.get("request", {}).get("prompt", "")[:80])
             st.button(
