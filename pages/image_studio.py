@@ -1,21 +1,29 @@
 """Image Studio: a short form with good defaults, everything else one "Advanced" away."""
 
+import hashlib
+
 import streamlit as st
 
 from webapp.engine import LoraWeight
 from webapp.errors import AtelierError
 from webapp.image_presets import ASPECTS, QUALITIES
-from webapp.services.images import MAX_IMAGES, ImageForm
+from webapp.services.images import MAX_IMAGES, ImageForm, PicturePreview
 from webapp.ui.image_widgets import (
     RECENT_IMAGES,
     follow_job,
     recent_grid,
     results_grid,
-    thumbnail,
 )
+from webapp.ui.mask_painter import paint_mask
 from webapp.ui.resources import get_services
 from webapp.ui.session import current_user
 from webapp.ui.widgets import add_image_model_help, show_error
+
+MODE_WORDS = {
+    "text-to-image": "",
+    "image-to-image": " · your picture changed",
+    "inpaint": " · the painted area changed",
+}
 
 services = get_services()
 user = current_user()
@@ -44,6 +52,24 @@ def remove_sent_picture() -> None:
     state["image_sent"] = None
 
 
+def preview_id(picture: bytes) -> str:
+    return hashlib.sha256(picture).hexdigest()[:16]
+
+
+def picture_preview(picture: bytes, error_slot) -> PicturePreview | None:
+    """The picture checked and shrunk to paint on (once per picture), or its error shown."""
+    picture_id = preview_id(picture)
+    cached = state.get("picture_preview")
+    if cached is None or cached[0] != picture_id:
+        try:
+            cached = state["picture_preview"] = (picture_id, services.images.preview(picture, user))
+        except AtelierError as error:
+            with error_slot.container():
+                show_error(error)
+            return None
+    return cached[1]
+
+
 def number_or_none(raw: str, field: str) -> int | None:
     raw = (raw or "").strip().lower()
     if raw in ("", "random"):
@@ -63,8 +89,43 @@ def reuse_seed(seed: int) -> None:
 
 form_column, result_column = st.columns([2, 3], gap="large")
 
+slots = {}  # where each field's error shows
+with (
+    form_column,
+    st.expander(
+        "Start from a picture (image to image, inpainting)",
+        expanded=state["image_sent"] is not None,
+        icon=":material/add_photo_alternate:",
+    ),
+):
+    upload = st.file_uploader(
+        "Picture to change", type=["png", "jpg", "jpeg", "webp"], key="img-init"
+    )
+    picture = upload.getvalue() if upload is not None else state["image_sent"]
+    if upload is None and picture is not None:
+        st.caption("Sent from a result. Upload another picture to replace it.")
+        st.button("Remove the sent picture", on_click=remove_sent_picture)
+    slots["init_image"] = st.empty()
+    painted = mask_upload = None
+    preview = picture_preview(picture, slots["init_image"]) if picture is not None else None
+    if preview is not None:
+        st.slider("How much to change it", 0.05, 1.0, 0.6, 0.05, key="img-strength")
+        slots["strength"] = st.empty()
+        st.caption(
+            "Paint over the part to change, or upload a mask. With neither, the whole "
+            "picture changes."
+        )
+        painted = paint_mask(preview, picture_id=preview_id(picture))
+        mask_upload = st.file_uploader(
+            "Mask: white where the picture should change",
+            type=["png", "jpg", "jpeg", "webp"],
+            key="img-mask",
+        )
+        if mask_upload is not None and painted is not None:
+            st.caption("The uploaded mask is used. Remove it to use the painted area.")
+        slots["mask"] = st.empty()
+
 with form_column, st.form("image-form"):
-    slots = {}
     prompt = st.text_area(
         "What should the picture show?",
         key="img-prompt",
@@ -125,31 +186,11 @@ with form_column, st.form("image-form"):
         )
         lora_weight = st.slider("LoRA weight", -2.0, 2.0, 1.0, 0.05, key="img-lora-weight")
         slots["loras"] = st.empty()
-    with st.expander("Change a picture (image to image, inpainting)"):
-        if state["image_sent"] is not None:
-            thumbnail(state["image_sent"])
-            st.caption("Sent from a result. Upload another picture to replace it.")
-        upload = st.file_uploader(
-            "Picture to change", type=["png", "jpg", "jpeg", "webp"], key="img-init"
-        )
-        slots["init_image"] = st.empty()
-        strength = st.slider("How much to change it", 0.05, 1.0, 0.6, 0.05, key="img-strength")
-        slots["strength"] = st.empty()
-        mask_upload = st.file_uploader(
-            "Mask: white where the picture should change",
-            type=["png", "jpg", "jpeg", "webp"],
-            key="img-mask",
-        )
-        slots["mask"] = st.empty()
     slots["other"] = st.empty()
     generate = st.form_submit_button("Generate", type="primary", icon=":material/brush:")
 
-if state["image_sent"] is not None:
-    form_column.button("Remove the sent picture", on_click=remove_sent_picture)
-
 if generate:
     try:
-        picture = upload.getvalue() if upload is not None else state["image_sent"]
         form = ImageForm(
             prompt=prompt,
             model=model,
@@ -166,8 +207,8 @@ if generate:
             height=height,
             loras=tuple(LoraWeight(name, lora_weight) for name in chosen_loras),
             init_image=picture,
-            strength=strength,
-            mask=mask_upload.getvalue() if mask_upload is not None else None,
+            strength=state.get("img-strength", 0.6),
+            mask=mask_upload.getvalue() if mask_upload is not None else painted,
         )
         state["image_run"] = services.images.generate(form, user)
     except AtelierError as error:
@@ -195,7 +236,8 @@ with result_column:
                     "seed.",
                     icon=":material/visibility_off:",
                 )
-            st.caption(f"{len(stored)} image(s) in {run.job.result().seconds:.1f} s")
+            made = MODE_WORDS[run.request.mode]
+            st.caption(f"{len(stored)} image(s) in {run.job.result().seconds:.1f} s{made}")
             st.button(
                 f"Reuse seed {run.request.seed}", on_click=reuse_seed, args=(run.request.seed,)
             )

@@ -12,6 +12,7 @@ import time
 import urllib.request
 
 import pytest
+from PIL import Image
 
 from tests.conftest import REPO
 
@@ -209,3 +210,21 @@ def test_cancel_stops_the_image_job(page, app_url):
     page.get_by_role("button", name="Cancel").click()
     page.get_by_text("Cancelled.", exact=True).wait_for()
     assert page.get_by_text("image(s) in").count() == 0
+
+
+def test_paint_the_area_to_change_and_get_an_inpainted_image(page, app_url, tmp_path):
+    picture = tmp_path / "harbour.png"
+    Image.new("RGB", (96, 64), (30, 120, 200)).save(picture)
+    page.goto(app_url)
+    page.get_by_role("link", name="Image Studio").click()
+    page.get_by_text("Start from a picture").click()
+    page.locator(".st-key-img-init input[type=file]").set_input_files(picture)
+    canvas = page.locator("canvas.strokes")
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, steps=8)
+    page.mouse.up()
+    page.get_by_label("What should the picture show?").fill("a red boat")
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_text("the painted area changed").wait_for()

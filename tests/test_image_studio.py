@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import shutil
 
@@ -13,8 +14,9 @@ from webapp.engine import JobFailed, LoraWeight
 from webapp.errors import ValidationError
 from webapp.image_store import THUMBNAIL_PIXELS, thumbnail_of
 from webapp.png_recipe import parse_a1111, read_recipe
-from webapp.services.images import ImageForm
+from webapp.services.images import PREVIEW_PIXELS, ImageForm
 from webapp.testmodels import make_test_lora
+from webapp.ui.mask_painter import mask_from_data_url
 from webapp.users import User
 
 ADA, BOB = User("ada", "Ada"), User("bob", "Bob")
@@ -209,6 +211,25 @@ def test_decompression_bomb_is_refused_before_decoding(studio):
     with pytest.raises(ValidationError, match="megapixels") as caught:
         studio.images.generate(ImageForm("x", model="tiny-sd", init_image=buffer.getvalue()), ADA)
     assert caught.value.field == "init_image"
+
+
+def test_a_chosen_picture_is_checked_at_once_and_previewed_small(studio):
+    preview = studio.images.preview(png_bytes(size=(1600, 1200)), ADA)
+    assert (preview.width, preview.height) == (1600, 1200)  # a painted mask is made this size
+    shown = Image.open(io.BytesIO(preview.jpeg))
+    assert shown.format == "JPEG" and max(shown.size) == PREVIEW_PIXELS
+    with pytest.raises(ValidationError, match="PNG, JPEG") as caught:
+        studio.images.preview(b"this is not a picture", ADA)
+    assert caught.value.field == "init_image"
+
+
+def test_the_painted_mask_is_read_only_from_a_png_data_url():
+    mask = png_bytes(size=(96, 64), colour=(255, 255, 255))
+    painted = "data:image/png;base64," + base64.b64encode(mask).decode()
+    assert mask_from_data_url(painted) == mask
+    assert mask_from_data_url(None) is None  # nothing painted yet
+    assert mask_from_data_url("data:text/html;base64,PGI+") is None
+    assert mask_from_data_url("data:image/png;base64,not base64!") is None
 
 
 def test_too_large_for_memory_says_the_largest_allowed(studio_models, make_services):

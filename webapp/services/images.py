@@ -3,6 +3,7 @@ recipe stored per person."""
 
 from __future__ import annotations
 
+import io
 import math
 import secrets
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from webapp.users import User
 BYTES_PER_PIXEL = {"cpu": 4000, "cuda": 2000}
 MAX_IMAGES = 4
 MIN_SIDE = 64
+PREVIEW_PIXELS = 768  # the longer side of the picture shown for painting a mask
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,15 @@ class ImageForm:
     init_image: bytes | None = None  # an uploaded file, as it came
     strength: float = 0.6
     mask: bytes | None = None
+
+
+@dataclass(frozen=True)
+class PicturePreview:
+    """A picture to change, checked, as a small JPEG to show and paint on."""
+
+    jpeg: bytes
+    width: int  # the picture's own size: a painted mask is made at this size
+    height: int
 
 
 @dataclass
@@ -103,6 +114,15 @@ class ImageService:
             raise Forbidden("That image does not exist or is not yours.")
         parameters, recipe = read_recipe(path)
         return StoredImage(path, parameters, recipe, path.stat().st_mtime)
+
+    def preview(self, picture: bytes, user: User) -> PicturePreview:
+        """Check an uploaded picture as soon as it is chosen, and make a preview of it."""
+        image = decode_upload(picture, "init_image", "picture", self._upload_max_bytes)
+        shown = image.convert("RGB")
+        shown.thumbnail((PREVIEW_PIXELS, PREVIEW_PIXELS))
+        buffer = io.BytesIO()
+        shown.save(buffer, format="JPEG", quality=85)
+        return PicturePreview(buffer.getvalue(), *image.size)
 
     def max_pixels(self) -> int:
         per_pixel = BYTES_PER_PIXEL.get(self._engine.manager.device.type, 4000)
@@ -200,6 +220,10 @@ class ImageService:
 
     # -- the steps' details ------------------------------------------------------------------
 
+    @property
+    def _upload_max_bytes(self) -> int:
+        return self._settings.upload_max_mb * 2**20
+
     def _default_model(self) -> str:
         models = self._engine.manager.registry().of_kind("image")
         if not models:
@@ -254,7 +278,7 @@ class ImageService:
         return loras
 
     def _pictures(self, form: ImageForm, family: Family):
-        max_bytes = self._settings.upload_max_mb * 2**20
+        max_bytes = self._upload_max_bytes
         picture = decode_upload(form.init_image, "init_image", "picture", max_bytes)
         mask = None
         if form.mask is not None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import streamlit as st
 
 from webapp.image_store import StoredImage, thumbnail_of
@@ -120,7 +118,3 @@ def recent_grid(stored: list[StoredImage]) -> None:
                 on_click=use_settings,
                 args=(item,),
             )
-
-
-def thumbnail(data: bytes) -> None:
-    st.image(io.BytesIO(data), width=160)
