@@ -3,16 +3,21 @@
 import streamlit as st
 
 from webapp.errors import SettingsError
-from webapp.ui.resources import get_services
+from webapp.ui.resources import get_services, get_settings
 from webapp.ui.session import current_user
 
 st.set_page_config(page_title="Atelier", page_icon=":material/palette:", layout="wide")
 
-try:
-    services = get_services()
-except SettingsError as error:
+
+def cannot_start(error: SettingsError) -> None:
     st.error(f"Atelier cannot start: {error.message}", icon=":material/settings:")
     st.stop()
+
+
+try:
+    get_settings()
+except SettingsError as error:
+    cannot_start(error)
 
 user = current_user()
 
@@ -26,9 +31,16 @@ pages = {
 }
 if user.is_admin:
     pages["Admin"] = [st.Page("pages/models.py", title="Models", icon=":material/memory:")]
+# The navigation goes out before the slow first start of the services. Until a process has
+# called st.navigation once, Streamlit lists the files of pages/ instead.
+navigation = st.navigation(pages)
 
+try:
+    services = get_services()  # a device that is not there is a settings error too
+except SettingsError as error:
+    cannot_start(error)
 with st.sidebar:
     st.caption(f"Signed in as **{user.display_name}**" + (" (admin)" if user.is_admin else ""))
     st.caption(f"Device: `{services.device}`")
 
-st.navigation(pages).run()
+navigation.run()

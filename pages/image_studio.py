@@ -4,13 +4,13 @@ import hashlib
 
 import streamlit as st
 
-from webapp.engine import LoraWeight
 from webapp.errors import AtelierError
 from webapp.image_presets import ASPECTS, QUALITIES
 from webapp.services.images import MAX_IMAGES, ImageForm, PicturePreview
 from webapp.ui.image_widgets import (
     RECENT_IMAGES,
     follow_job,
+    lora_table,
     recent_grid,
     results_grid,
 )
@@ -181,10 +181,14 @@ with form_column, st.form("image-form"):
             "Height", 64, 4096, value=None, step=8, key="img-height", placeholder="from shape"
         )
         slots["width"], slots["height"] = st.empty(), st.empty()
-        chosen_loras = st.multiselect(
-            "LoRAs", loras, key="img-loras", placeholder="none installed" if not loras else "none"
-        )
-        lora_weight = st.slider("LoRA weight", -2.0, 2.0, 1.0, 0.05, key="img-lora-weight")
+        if loras:
+            st.caption("LoRAs: add a row for each, with its weight (1 is full strength).")
+            chosen_loras = lora_table(loras)
+        else:
+            st.caption(
+                "No LoRAs installed. An admin adds LoRA `.safetensors` files to `models/loras/`."
+            )
+            chosen_loras = []
         slots["loras"] = st.empty()
     slots["other"] = st.empty()
     generate = st.form_submit_button("Generate", type="primary", icon=":material/brush:")
@@ -205,7 +209,7 @@ if generate:
             guidance=guidance,
             width=width,
             height=height,
-            loras=tuple(LoraWeight(name, lora_weight) for name in chosen_loras),
+            loras=tuple(chosen_loras),
             init_image=picture,
             strength=state.get("img-strength", 0.6),
             mask=mask_upload.getvalue() if mask_upload is not None else painted,

@@ -182,6 +182,8 @@ def test_inpainting_with_a_mask(studio):
         (dict(prompt="x", guidance=99.0), "guidance", "between 0 and 30"),
         (dict(prompt="x", style="neon"), "style", "Unknown style"),
         (dict(prompt="x", loras=(LoraWeight("nope", 1.0),)), "loras", "Unknown LoRA"),
+        (dict(prompt="x", loras=(LoraWeight("ink", 1.0),) * 2), "loras", "listed twice"),
+        (dict(prompt="x", loras=(LoraWeight("ink", 2.5),)), "loras", "between -2 and 2"),
         (dict(prompt="x", num_images=9), "num_images", "1 to 4"),
         (dict(prompt="x", init_image=b"this is not a picture"), "init_image", "PNG, JPEG"),
         (dict(prompt="x", init_image=png_bytes()[:60]), "init_image", "damaged"),

@@ -3,11 +3,15 @@
 import shutil
 
 import pytest
+import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
-from webapp.ui.resources import get_services
+from webapp.engine import LoraWeight
+from webapp.services.images import ImageForm
+from webapp.testmodels import make_test_lora
+from webapp.ui.resources import clear_resources, get_services
 from webapp.users import User, local_user
 
 APP = str(REPO / "app.py")
@@ -24,10 +28,10 @@ def app_env(monkeypatch, tmp_path):
         monkeypatch.setenv("ATELIER_LIBRARY_DIR", str(REPO / "library"))
         for key, value in settings.items():
             monkeypatch.setenv(f"ATELIER_{key.upper()}", value)
-        get_services.clear()
+        clear_resources()
 
     yield configure
-    get_services.clear()
+    clear_resources()
 
 
 def run_app() -> AppTest:
@@ -54,6 +58,26 @@ def test_home_lists_ready_models_and_the_device(app_env, tiny_models_dir):
     assert "Tiny SD (test model)" in page
     assert "Running on **CPU**" in page
     assert "No image model is installed" not in page
+
+
+@pytest.mark.parametrize(
+    ("device", "words"),
+    [
+        ("gpu-please", "ATELIER_DEVICE"),
+        pytest.param(
+            "cuda",
+            "no usable CUDA GPU",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
+    ],
+)
+def test_bad_settings_stop_the_app_with_one_clear_message(app_env, tiny_models_dir, device, words):
+    app_env(tiny_models_dir, device=device)
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    assert not app.exception, app.exception
+    assert len(app.error) == 1
+    assert app.error[0].value.startswith("Atelier cannot start:")
+    assert words in app.error[0].value
 
 
 def test_home_explains_how_to_add_an_image_model_when_none_is_installed(app_env, models_dir):
@@ -294,6 +318,21 @@ def test_image_studio_lists_recent_images_a_page_at_a_time(app_env, tiny_models_
     next(b for b in app.button if b.label == "Show more").click().run()
     assert shown() == {f"picture {n}" for n in range(1, 11)}
     assert not [b for b in app.button if b.label == "Show more"]  # nothing more to show
+
+
+def test_use_these_settings_fills_the_lora_table_with_its_weights(app_env, models_dir):
+    make_test_lora(models_dir / "tiny-sd", models_dir / "loras" / "ink.safetensors")
+    app_env(models_dir)
+    services = get_services()
+    user = local_user(services.settings)
+    form = ImageForm("a tree", model="tiny-sd", quality="Fast", loras=(LoraWeight("ink", 0.7),))
+    services.images.finish(services.images.generate(form, user), user, timeout=60)
+    app = run_app()
+    app.switch_page("pages/image_studio.py").run()
+    assert app.dataframe[0].value.empty  # no LoRA until one is added
+    next(b for b in app.button if b.label == "Use these settings").click().run()
+    assert app.dataframe[0].value.to_dict("records") == [{"LoRA": "ink", "Weight": 0.7}]
+    assert app.text_area(key="img-prompt").value == "a tree"
 
 
 def test_image_studio_shows_bad_input_next_to_its_field(app_env, tiny_models_dir):

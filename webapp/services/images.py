@@ -270,6 +270,11 @@ class ImageService:
         loras = list(chosen)
         if style and style.lora and all(lora.name != style.lora for lora in loras):
             loras.append(LoraWeight(style.lora, style.lora_weight))
+        names = [lora.name for lora in loras]
+        if twice := sorted({name for name in names if names.count(name) > 1}):
+            raise ValidationError(
+                f"LoRA {', '.join(twice)} is listed twice: keep one row for it.", field="loras"
+            )
         for lora in loras:
             if not -2 <= lora.weight <= 2:
                 raise ValidationError(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from webapp.engine import LoraWeight
 from webapp.image_store import StoredImage, thumbnail_of
 from webapp.ui.widgets import describe_eta
 
 REDRAW_SECONDS = 0.5
 PROGRESS_AFTER_SECONDS = 0.3
+LORA_ROWS_KEY, LORA_TABLE_VERSION_KEY = "img-lora-rows", "img-lora-table-version"
 RECENT_IMAGES = 8  # one page of recent images; "Show more" adds as many again
 FORM_KEYS = {  # recipe field -> form widget key
     "prompt": "img-prompt",
@@ -30,6 +32,44 @@ def use_settings(stored: StoredImage) -> None:
             st.session_state[key] = request[name]
     st.session_state["img-seed"] = str(request.get("seed", "random"))
     st.session_state["img-style"] = None  # the stored prompt already has the style applied
+    set_lora_rows([LoraWeight(**lora) for lora in request.get("loras", [])])
+
+
+def set_lora_rows(loras: list[LoraWeight]) -> None:
+    """Fill the LoRA table. A table's edits cannot be set, so it starts again under a new key."""
+    st.session_state[LORA_ROWS_KEY] = [{"LoRA": x.name, "Weight": x.weight} for x in loras]
+    st.session_state[LORA_TABLE_VERSION_KEY] = st.session_state.get(LORA_TABLE_VERSION_KEY, 0) + 1
+
+
+def lora_table(installed: list[str]) -> list[LoraWeight]:
+    """LoRAs and their weights as a small table, a row per LoRA; rows left blank are skipped."""
+    import pandas as pd
+
+    rows = st.session_state.get(LORA_ROWS_KEY, [])
+    table = pd.DataFrame(rows, columns=["LoRA", "Weight"]).astype({"Weight": "float"})
+    edited = st.data_editor(
+        table,
+        column_config={
+            "LoRA": st.column_config.SelectboxColumn("LoRA", options=installed, width="small"),
+            "Weight": st.column_config.NumberColumn(
+                "Weight",
+                min_value=-2.0,
+                max_value=2.0,
+                step=0.05,
+                default=1.0,
+                format="%.2f",
+                width="small",
+            ),
+        },
+        num_rows="dynamic",
+        hide_index=True,
+        key=f"img-loras-{st.session_state.get(LORA_TABLE_VERSION_KEY, 0)}",
+    )
+    return [
+        LoraWeight(row.LoRA, 1.0 if pd.isna(row.Weight) else float(row.Weight))
+        for row in edited.itertuples()
+        if isinstance(row.LoRA, str) and row.LoRA
+    ]
 
 
 def send_to_image_to_image(stored: StoredImage) -> None:

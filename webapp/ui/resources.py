@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
-from webapp.engine import get_engine, reset_engine
-from webapp.services import Services, build_services
-from webapp.settings import load_settings
+from webapp.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from webapp.services import Services
+
+
+@st.cache_resource(show_spinner=False)
+def get_settings() -> Settings:
+    """Read once per process (quick); a bad value raises SettingsError."""
+    return load_settings()
 
 
 @st.cache_resource(show_spinner="Starting Atelier…")
 def get_services() -> Services:
-    """Shared by every session, around the process-wide engine; all thread-safe."""
-    settings = load_settings()
+    """Shared by every session, around the process-wide engine; all thread-safe. Imported
+    here, not at the top: the first page run draws the navigation before this slow start."""
+    from webapp.engine import get_engine, reset_engine
+    from webapp.services import build_services
+
     reset_engine()  # a new cache entry means new settings: the old engine must go
-    return build_services(settings, engine=get_engine())
+    return build_services(get_settings(), engine=get_engine())
+
+
+def clear_resources() -> None:
+    """Forget the settings and services (tests that change the environment)."""
+    get_services.clear()
+    get_settings.clear()

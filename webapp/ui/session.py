@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from webapp.ui.resources import get_services
+from webapp.ui.resources import get_settings
 from webapp.users import User, local_user
 
 USER_KEY = "atelier_user"
@@ -13,7 +13,7 @@ USER_KEY = "atelier_user"
 def current_user() -> User:
     """Who is asking. Single-user mode until accounts exist: the local user."""
     if USER_KEY not in st.session_state:
-        st.session_state[USER_KEY] = local_user(get_services().settings)
+        st.session_state[USER_KEY] = local_user(get_settings())
     return st.session_state[USER_KEY]
 
 
