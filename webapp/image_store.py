@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -53,9 +54,8 @@ class ImageStore:
         folder = self.folder_of(user)
         if not folder.is_dir():
             return []
-        # Names start with the time they were made, so the newest sort last.
-        newest = sorted(folder.glob("*.png"), reverse=True)[:limit]
-        stored = (_read_stored(path) for path in newest)
+        names = _png_names_newest_first(folder, folder.stat().st_mtime_ns)
+        stored = (_read_stored(folder / name) for name in names[:limit])
         return [item for item in stored if item is not None]
 
     def owns(self, user: User, path: Path) -> bool:
@@ -67,6 +67,14 @@ def _timestamp() -> str:
     now = time.time_ns() // 1000
     seconds, micros = divmod(now, 1_000_000)
     return time.strftime("%Y%m%d-%H%M%S", time.localtime(seconds)) + f"{micros:06d}"
+
+
+@lru_cache(maxsize=64)
+def _png_names_newest_first(folder: Path, folder_mtime_ns: int) -> tuple[str, ...]:
+    """Listed again only when the folder changes (the page asks on every run). Names start
+    with the time they were made, so the newest sort last; dot files are writes under way."""
+    names = (n for n in os.listdir(folder) if n.endswith(".png") and not n.startswith("."))
+    return tuple(sorted(names, reverse=True))
 
 
 def _read_stored(path: Path) -> StoredImage | None:
