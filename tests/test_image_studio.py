@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import shutil
 
 import numpy as np
@@ -71,6 +72,16 @@ def test_recent_images_leave_out_an_unreadable_file(studio):
     _, (made,) = make(studio, prompt="a kite", seed=1)
     made.path.with_name("29991231-235959000000-job-x-1.png").write_bytes(b"not a png")
     assert [item.path for item in studio.images.recent(ADA)] == [made.path]
+
+
+def test_a_new_image_is_listed_even_when_the_folder_time_does_not_change(studio):
+    store, picture = studio.images.store, Image.new("RGB", (8, 8))
+    first = store.save(ADA, "job-a", 0, picture, "", {})
+    folder_time = first.path.parent.stat()
+    assert [item.path for item in store.recent(ADA)] == [first.path]
+    second = store.save(ADA, "job-b", 0, picture, "", {})
+    os.utime(first.path.parent, ns=(folder_time.st_atime_ns, folder_time.st_mtime_ns))
+    assert [item.path for item in store.recent(ADA)] == [second.path, first.path]
 
 
 def test_gallery_thumbnails_are_small_jpegs_of_the_stored_image(studio):

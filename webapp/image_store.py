@@ -7,6 +7,7 @@ import io
 import os
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +30,9 @@ class StoredImage:
 class ImageStore:
     def __init__(self, data_dir: Path):
         self.root = data_dir / "images"
+        # Saves per folder: with the folder's mtime (which a coarse file system may not
+        # change within a second), this says when a folder must be listed again.
+        self._saves: Counter[Path] = Counter()
 
     def folder_of(self, user: User) -> Path:
         """A folder per person; the id is made safe for a path and kept unique."""
@@ -47,6 +51,7 @@ class ImageStore:
     ) -> StoredImage:
         path = self.folder_of(user) / f"{_timestamp()}-{job_id}-{index + 1}.png"
         save_png(image, path, parameters, recipe)
+        self._saves[path.parent] += 1
         return StoredImage(path, parameters, recipe, path.stat().st_mtime)
 
     def recent(self, user: User, limit: int = 24) -> list[StoredImage]:
@@ -54,7 +59,8 @@ class ImageStore:
         folder = self.folder_of(user)
         if not folder.is_dir():
             return []
-        names = _png_names_newest_first(folder, folder.stat().st_mtime_ns)
+        version = (folder.stat().st_mtime_ns, self._saves[folder])
+        names = _png_names_newest_first(folder, version)
         stored = (_read_stored(folder / name) for name in names[:limit])
         return [item for item in stored if item is not None]
 
@@ -70,7 +76,7 @@ def _timestamp() -> str:
 
 
 @lru_cache(maxsize=64)
-def _png_names_newest_first(folder: Path, folder_mtime_ns: int) -> tuple[str, ...]:
+def _png_names_newest_first(folder: Path, version: tuple[int, int]) -> tuple[str, ...]:
     """Listed again only when the folder changes (the page asks on every run). Names start
     with the time they were made, so the newest sort last; dot files are writes under way."""
     names = (n for n in os.listdir(folder) if n.endswith(".png") and not n.startswith("."))
