@@ -228,3 +228,15 @@ def test_paint_the_area_to_change_and_get_an_inpainted_image(page, app_url, tmp_
     page.get_by_label("What should the picture show?").fill("a red boat")
     page.get_by_role("button", name="Generate").click()
     page.get_by_text("the painted area changed").wait_for()
+
+
+def test_send_a_result_to_image_to_image_and_change_it(page, app_url):
+    page.goto(app_url)
+    page.get_by_role("link", name="Image Studio").click()
+    page.get_by_label("What should the picture show?").fill("a lighthouse")
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_role("button", name="Send to image-to-image").first.click()
+    page.get_by_text("Sent from a result.").wait_for()
+    page.locator("canvas.strokes").wait_for()  # the picture is there to paint on
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_text("your picture changed").wait_for()
