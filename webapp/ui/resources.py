@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -26,7 +27,13 @@ def get_services() -> Services:
     from webapp.services import build_services
 
     reset_engine()  # a new cache entry means new settings: the old engine must go
-    return build_services(get_settings(), engine=get_engine())
+    services = build_services(get_settings(), engine=get_engine())
+    # Hundreds of thousands of objects (torch, diffusers, transformers) now live as long
+    # as the process. Set aside, the garbage collector stops walking them: each full
+    # collection otherwise stalls every session and the engine for a fifth of a second.
+    gc.collect()  # garbage first: frozen objects are never collected
+    gc.freeze()
+    return services
 
 
 def clear_resources() -> None:
