@@ -52,13 +52,8 @@ def remove_sent_picture() -> None:
     state["image_sent"] = None
 
 
-def preview_id(picture: bytes) -> str:
-    return hashlib.sha256(picture).hexdigest()[:16]
-
-
-def picture_preview(picture: bytes, error_slot) -> PicturePreview | None:
+def picture_preview(picture: bytes, picture_id: str, error_slot) -> PicturePreview | None:
     """The picture checked and shrunk to paint on (once per picture), or its error shown."""
-    picture_id = preview_id(picture)
     cached = state.get("picture_preview")
     if cached is None or cached[0] != picture_id:
         try:
@@ -107,7 +102,8 @@ with (
         st.button("Remove the sent picture", on_click=remove_sent_picture)
     slots["init_image"] = st.empty()
     painted = mask_upload = None
-    preview = picture_preview(picture, slots["init_image"]) if picture is not None else None
+    picture_id = hashlib.sha256(picture).hexdigest()[:16] if picture is not None else ""
+    preview = picture_preview(picture, picture_id, slots["init_image"]) if picture_id else None
     if preview is not None:
         st.slider("How much to change it", 0.05, 1.0, 0.6, 0.05, key="img-strength")
         slots["strength"] = st.empty()
@@ -115,7 +111,7 @@ with (
             "Paint over the part to change, or upload a mask. With neither, the whole "
             "picture changes."
         )
-        painted = paint_mask(preview, picture_id=preview_id(picture))
+        painted = paint_mask(preview, picture_id)
         mask_upload = st.file_uploader(
             "Mask: white where the picture should change",
             type=["png", "jpg", "jpeg", "webp"],
