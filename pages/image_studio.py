@@ -17,7 +17,7 @@ from webapp.ui.image_widgets import (
 from webapp.ui.mask_painter import paint_mask
 from webapp.ui.resources import get_services
 from webapp.ui.session import current_user
-from webapp.ui.widgets import add_image_model_help, show_error
+from webapp.ui.widgets import RANDOM_SEED, add_image_model_help, seed_from_text, show_error
 
 MODE_WORDS = {
     "text-to-image": "",
@@ -63,15 +63,6 @@ def picture_preview(picture: bytes, picture_id: str, error_slot) -> PicturePrevi
                 show_error(error)
             return None
     return cached[1]
-
-
-def number_or_none(raw: str, field: str) -> int | None:
-    raw = (raw or "").strip().lower()
-    if raw in ("", "random"):
-        return None
-    if not raw.isdigit():
-        raise AtelierError("The seed must be a whole number, or “random”.", field=field)
-    return int(raw)
 
 
 def show_more_recent() -> None:
@@ -141,7 +132,9 @@ with form_column, st.form("image-form"):
     )
     quality = st.segmented_control("Quality", QUALITIES, default="Balanced", key="img-quality")
     num_images = st.slider("Images", 1, MAX_IMAGES, 1, key="img-n")
-    seed_text = st.text_input("Seed (a number repeats a picture exactly)", "random", key="img-seed")
+    seed_text = st.text_input(
+        "Seed (a number repeats a picture exactly)", RANDOM_SEED, key="img-seed"
+    )
     slots["seed"] = st.empty()
     slots["num_images"] = st.empty()
     with st.expander("Advanced"):
@@ -198,7 +191,7 @@ if generate:
             aspect=aspect or "square",
             num_images=num_images,
             quality=quality or "Balanced",
-            seed=number_or_none(seed_text, "seed"),
+            seed=seed_from_text(seed_text),
             negative_prompt=negative or None,
             scheduler=scheduler,
             steps=steps,

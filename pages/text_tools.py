@@ -7,14 +7,13 @@ from webapp.errors import AtelierError
 from webapp.ui.resources import get_services
 from webapp.ui.session import current_user
 from webapp.ui.text_widgets import (
-    RANDOM_SEED,
     field_widget,
     parameters_widgets,
     result_view,
     stream_job,
     stream_side_by_side,
 )
-from webapp.ui.widgets import show_error
+from webapp.ui.widgets import seed_from_text, show_error
 
 services = get_services()
 user = current_user()
@@ -32,15 +31,6 @@ def stop(jobs) -> None:
     for job in jobs:
         if not job.finished:
             job.cancel(user)
-
-
-def seed_value(raw: str) -> int | None:
-    raw = (raw or "").strip()
-    if raw in ("", RANDOM_SEED):
-        return None
-    if not raw.isdigit():
-        raise AtelierError("The seed must be a whole number, or “random”.", field="seed")
-    return int(raw)
 
 
 st.title("Text tools")
@@ -106,7 +96,7 @@ if tool.mode == "chat":
                 model=model,
                 voice=voice,
                 system=system,
-                **{**parameters, "seed": seed_value(parameters["seed"])},
+                **{**parameters, "seed": seed_from_text(parameters["seed"])},
             )
         except AtelierError as error:
             show_error(error)
@@ -143,7 +133,7 @@ def run_tool() -> None:
             user,
             model=model,
             voice=voice,
-            **{**parameters, "seed": seed_value(parameters["seed"])},
+            **{**parameters, "seed": seed_from_text(parameters["seed"])},
         )
     except AtelierError as error:
         with slots.get(error.field, slots["other"]).container():

@@ -61,8 +61,16 @@ class ImageStore:
             return []
         version = (folder.stat().st_mtime_ns, self._saves[folder])
         names = _png_names_newest_first(folder, version)
-        stored = (_read_stored(folder / name) for name in names[:limit])
+        stored = (self.read(folder / name) for name in names[:limit])
         return [item for item in stored if item is not None]
+
+    @staticmethod
+    def read(path: Path) -> StoredImage | None:
+        """A stored image with its recipe, or None if it is gone or unreadable."""
+        try:
+            return _read_stored_version(path, path.stat().st_mtime)
+        except OSError:
+            return None  # deleted meanwhile
 
     def owns(self, user: User, path: Path) -> bool:
         return path.resolve().parent == self.folder_of(user).resolve()
@@ -81,13 +89,6 @@ def _png_names_newest_first(folder: Path, version: tuple[int, int]) -> tuple[str
     with the time they were made, so the newest sort last; dot files are writes under way."""
     names = (n for n in os.listdir(folder) if n.endswith(".png") and not n.startswith("."))
     return tuple(sorted(names, reverse=True))
-
-
-def _read_stored(path: Path) -> StoredImage | None:
-    try:
-        return _read_stored_version(path, path.stat().st_mtime)
-    except OSError:
-        return None  # deleted meanwhile
 
 
 @lru_cache(maxsize=2048)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -125,9 +126,10 @@ def _save_tiny_sd(folder: Path) -> None:
     save_sd_pipeline(folder, unet, vae, text_encoder, tokenizer)
 
 
-def _save_tiny_llm(folder: Path) -> None:
+def tiny_llm_tokenizer() -> Any:
+    """A small byte-level BPE tokenizer with a ChatML chat template, trained offline."""
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     bpe = ByteLevelBPETokenizer()
@@ -141,6 +143,13 @@ def _save_tiny_llm(folder: Path) -> None:
         model_max_length=1024,
     )
     tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def _save_tiny_llm(folder: Path) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = tiny_llm_tokenizer()
     torch.manual_seed(SEED)
     config = LlamaConfig(
         vocab_size=len(tokenizer),

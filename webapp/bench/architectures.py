@@ -60,12 +60,10 @@ def _save_sd15(folder: Path, device: torch.device) -> None:
 def _save_llama(folder: Path, device: torch.device) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from webapp.testmodels import _save_tiny_llm
+    from webapp.testmodels import tiny_llm_tokenizer
 
     # The tiny model's tokenizer and chat template; the 8B architecture's weights.
-    _save_tiny_llm(folder)
-    for weights in folder.glob("*.safetensors"):
-        weights.unlink()
+    tiny_llm_tokenizer().save_pretrained(folder)
     config = LlamaConfig(
         vocab_size=128256,
         hidden_size=4096,

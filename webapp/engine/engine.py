@@ -58,8 +58,12 @@ def _image_units(job: Job) -> int:
     return request.num_images * max(1, math.ceil(request.width * request.height / 512**2))
 
 
-def _is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+def _failure_message(error: BaseException, otherwise: str) -> str:
+    """What the person reads: what to try after running out of memory, or `otherwise`."""
+    out_of_memory = (
+        isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+    )
+    return OOM_MESSAGE if out_of_memory else otherwise
 
 
 class Engine:
@@ -262,10 +266,13 @@ class Engine:
                 job._finish(JobStatus.FAILED, error=error.message)
             return
         except Exception as error:
-            out_of_memory = _is_out_of_memory(error)
+            message = _failure_message(
+                error,
+                "Making this image failed. Try other settings; if it keeps failing, "
+                "tell your Atelier admin (the server log has the details).",
+            )
             del error
-            gc.collect()
-            free_cached_memory(self.manager.device)
+            self._release_memory()
             if len(jobs) > 1:
                 log.warning("image batch of %d failed; retrying in halves", len(jobs))
                 middle = len(jobs) // 2
@@ -273,14 +280,6 @@ class Engine:
                 self._run_image_jobs(jobs[middle:])
                 return
             log.exception("image job %s failed", jobs[0].id)
-            message = (
-                OOM_MESSAGE
-                if out_of_memory
-                else (
-                    "Making this image failed. Try other settings; if it keeps failing, "
-                    "tell your Atelier admin (the server log has the details)."
-                )
-            )
             jobs[0]._finish(JobStatus.FAILED, error=message)
             return
         seconds = time.perf_counter() - started
@@ -419,18 +418,18 @@ class Engine:
 
     def _fail_text_session(self, session: _TextSession, error: Exception) -> None:
         log.exception("text batch for %s failed", session.model)
-        message = (
-            OOM_MESSAGE
-            if _is_out_of_memory(error)
-            else (
-                "Writing the answer failed. Try again; if it keeps failing, "
-                "tell your Atelier admin."
-            )
+        message = _failure_message(
+            error,
+            "Writing the answer failed. Try again; if it keeps failing, tell your Atelier admin.",
         )
         for job in session.jobs():
             job._finish(JobStatus.FAILED, error=message)
         session.close()
         self._text = None
+        self._release_memory()
+
+    def _release_memory(self) -> None:
+        """After a failure: drop what the failed call held, and give cached GPU memory back."""
         gc.collect()
         free_cached_memory(self.manager.device)
 

@@ -26,7 +26,7 @@ from webapp.image_presets import (
     uses_lcm,
 )
 from webapp.image_store import ImageStore, StoredImage
-from webapp.png_recipe import a1111_parameters, read_recipe, recipe_of
+from webapp.png_recipe import a1111_parameters, recipe_of
 from webapp.registry import ModelEntry, lora_names
 from webapp.settings import Settings
 from webapp.text_tools import clean_text
@@ -110,10 +110,10 @@ class ImageService:
 
     def stored(self, path: Path, user: User) -> StoredImage:
         """One of this person's stored images (never another person's)."""
-        if not self.store.owns(user, path) or not path.is_file():
+        stored = self.store.read(path) if self.store.owns(user, path) else None
+        if stored is None:
             raise Forbidden("That image does not exist or is not yours.")
-        parameters, recipe = read_recipe(path)
-        return StoredImage(path, parameters, recipe, path.stat().st_mtime)
+        return stored
 
     def preview(self, picture: bytes, user: User) -> PicturePreview:
         """Check an uploaded picture as soon as it is chosen, and make a preview of it."""

@@ -6,7 +6,7 @@ import streamlit as st
 
 from webapp.engine import LoraWeight
 from webapp.image_store import StoredImage, thumbnail_of
-from webapp.ui.widgets import describe_eta
+from webapp.ui.widgets import RANDOM_SEED, progress_text, waiting_text
 
 REDRAW_SECONDS = 0.5
 PROGRESS_AFTER_SECONDS = 0.3
@@ -30,7 +30,7 @@ def use_settings(stored: StoredImage) -> None:
     for name, key in FORM_KEYS.items():
         if name in request:
             st.session_state[key] = request[name]
-    st.session_state["img-seed"] = str(request.get("seed", "random"))
+    st.session_state["img-seed"] = str(request.get("seed", RANDOM_SEED))
     st.session_state["img-style"] = None  # the stored prompt already has the style applied
     set_lora_rows([LoraWeight(**lora) for lora in request.get("loras", [])])
 
@@ -98,17 +98,9 @@ def follow_job(job, on_cancel) -> None:
 
 def progress_panel(job) -> None:
     if job.status == "queued":
-        st.info(
-            f"Waiting: number {job.position or 1} in line, starts in "
-            f"{describe_eta(job.eta_seconds)}.",
-            icon=":material/schedule:",
-        )
+        st.info(waiting_text(job) + ".", icon=":material/schedule:")
     elif job.status == "running":
-        step, total = job.progress.step, job.progress.total or job.request.steps
-        st.progress(
-            job.progress.fraction,
-            text=f"Step {step} of {total} · done in {describe_eta(job.eta_seconds)}",
-        )
+        st.progress(job.progress.fraction, text=progress_text(job))
         if job.preview is not None:
             st.image(job.preview, caption="Preview", width=256)
 

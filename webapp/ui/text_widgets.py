@@ -10,8 +10,7 @@ import streamlit as st
 from webapp.documents import to_docx, word_changes
 from webapp.engine import Job
 from webapp.text_tools import PRESETS, Tool, ToolField
-
-RANDOM_SEED = "random"
+from webapp.ui.widgets import RANDOM_SEED
 
 
 def field_widget(tool: Tool, item: ToolField) -> Any:

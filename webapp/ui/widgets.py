@@ -9,6 +9,8 @@ import streamlit as st
 from webapp.errors import AtelierError
 from webapp.formatting import human_bytes
 
+RANDOM_SEED = "random"
+
 
 def show_error(error: AtelierError) -> None:
     """A domain error, in plain words (st.error renders text as text, never as HTML)."""
@@ -53,12 +55,33 @@ STATUS_ICONS = {
 }
 
 
+def seed_from_text(raw: str | None) -> int | None:
+    """A seed field's value: a whole number, or None for "random" (or nothing)."""
+    raw = (raw or "").strip().lower()
+    if raw in ("", RANDOM_SEED):
+        return None
+    if not raw.isdigit():
+        raise AtelierError(f"The seed must be a whole number, or “{RANDOM_SEED}”.", field="seed")
+    return int(raw)
+
+
 def describe_eta(seconds: float | None) -> str:
     if seconds is None:
         return "estimating…"
     if seconds < 60:
         return f"about {max(1, round(seconds))} s"
     return f"about {round(seconds / 60)} min"
+
+
+def waiting_text(job) -> str:
+    return f"Waiting: number {job.position or 1} in line, starts in {describe_eta(job.eta_seconds)}"
+
+
+def progress_text(job) -> str:
+    image = job.kind == "image"
+    unit = "Step" if image else "Token"
+    total = job.progress.total or (job.request.steps if image else job.request.max_new_tokens)
+    return f"{unit} {job.progress.step} of {total} · done in {describe_eta(job.eta_seconds)}"
 
 
 def job_card(job, show_owner: bool, can_cancel: bool, on_cancel) -> None:
@@ -76,17 +99,9 @@ def job_card(job, show_owner: bool, can_cancel: bool, on_cancel) -> None:
             st.text(summary[:160] + ("…" if len(summary) > 160 else ""))
         with state:
             if job.status == "queued":
-                st.write(
-                    f"Waiting: number {job.position} in line, starts in "
-                    f"{describe_eta(job.eta_seconds)}"
-                )
+                st.write(waiting_text(job))
             elif job.status == "running":
-                unit = "Step" if job.kind == "image" else "Token"
-                st.progress(
-                    job.progress.fraction,
-                    text=f"{unit} {job.progress.step} of {job.progress.total} · done in "
-                    f"{describe_eta(job.eta_seconds)}",
-                )
+                st.progress(job.progress.fraction, text=progress_text(job))
             elif job.status == "failed":
                 st.error(job.error or "Failed.")
             else:
