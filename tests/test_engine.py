@@ -399,3 +399,50 @@ def test_a_streaming_text_job_counts_as_running_with_an_estimate(engine):
     assert engine.running_count() == 1
     assert engine.get_job(job.id, ADA).eta_seconds is not None
     job.cancel(ADA)
+
+
+# -- faults inside the text lane -------------------------------------------------------------
+
+
+@pytest.fixture
+def faulty_sampling(monkeypatch):
+    """Sampling raises for requests with seed 666, as NaN scores would."""
+    from webapp.backends import textgen
+
+    real = textgen._sample
+
+    def sample(logits, sampling, generator):
+        if sampling.seed == 666:
+            raise textgen.SamplingError("injected: the probabilities are NaN")
+        return real(logits, sampling, generator)
+
+    monkeypatch.setattr(textgen, "_sample", sample)
+
+
+def test_a_tiny_temperature_is_greedy_and_the_job_finishes(engine):
+    greedy = engine.submit(text("hello there", max_new_tokens=12), ADA).result(60)
+    tiny = engine.submit(text("hello there", max_new_tokens=12, temperature=1e-45, seed=5), ADA)
+    assert tiny.result(60).text == greedy.text
+
+
+def test_a_sampling_fault_alone_fails_the_job_instead_of_hanging(engine, faulty_sampling):
+    job = engine.submit(text("hi", temperature=0.8, seed=666), ADA)
+    with pytest.raises(JobFailed, match="Writing the answer failed"):
+        job.result(30)
+    assert engine.running_count() == 0
+    assert engine.submit(text("next one"), BOB).result(30).tokens > 0
+
+
+def test_a_sampling_fault_in_a_joining_job_leaves_the_running_batch_alone(engine, faulty_sampling):
+    long_job = engine.submit(text("a long story", max_new_tokens=900, temperature=0.8), BOB)
+    while len(long_job.text) < 3:
+        long_job._done.wait(0.001)
+    joiner = engine.submit(text("hi", temperature=0.8, seed=666), ADA)
+    with pytest.raises(JobFailed, match="Writing the answer failed"):
+        joiner.result(30)
+    assert not long_job.finished, "the other person's answer was ended by the fault"
+    shown = len(long_job.text)
+    long_job.wait_for_update(5)
+    long_job.wait_for_update(5)
+    assert len(long_job.text) > shown or long_job.status == JobStatus.DONE
+    long_job.cancel(BOB)

@@ -7,6 +7,7 @@ and explicit position ids, so every sequence sees exactly its own tokens.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from webapp.backends.llm import TextModel
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,7 +38,8 @@ class Sequence:
     sampling: Sampling
     generated: list[int] = field(default_factory=list)
     text: str = ""
-    finish_reason: str | None = None  # stop | length | eos
+    finish_reason: str | None = None  # stop | length | eos | error
+    error: str | None = None  # what went wrong, when finish_reason is "error"
     generator: torch.Generator | None = None
     # Incremental detokenization window over `generated`.
     prefix: int = 0
@@ -165,17 +169,22 @@ class DecodeBatch:
         for sequence, row, best in zip(sequences, logits, greedy, strict=True):
             if sequence.finished:
                 continue
-            sampling = sequence.sampling
-            token = (
-                best if sampling.temperature <= 0 else _sample(row, sampling, sequence.generator)
-            )
-            if token in self._eos:
-                self._finish(sequence, "eos")
-                continue
-            sequence.generated.append(token)
-            self._detokenize(sequence)
-            if not sequence.finished and len(sequence.generated) >= sampling.max_new_tokens:
-                self._finish(sequence, "length")
+            try:
+                self._accept_one(sequence, row, best)
+            except Exception as error:  # one sequence's fault ends that sequence only
+                log.exception("sequence %s failed", sequence.key)
+                sequence.finish_reason, sequence.error = "error", str(error)
+
+    def _accept_one(self, sequence: Sequence, logits: torch.Tensor, best: int) -> None:
+        sampling = sequence.sampling
+        token = best if sampling.temperature <= 0 else _sample(logits, sampling, sequence.generator)
+        if token in self._eos:
+            self._finish(sequence, "eos")
+            return
+        sequence.generated.append(token)
+        self._detokenize(sequence)
+        if not sequence.finished and len(sequence.generated) >= sampling.max_new_tokens:
+            self._finish(sequence, "length")
 
     def _finish(self, sequence: Sequence, reason: str) -> None:
         """The final text: the whole answer decoded once (a held-back partial character
@@ -226,8 +235,14 @@ def _pad_left(tensor: torch.Tensor, length: int, dim: int = -2) -> torch.Tensor:
     return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
 
 
+class SamplingError(ValueError):
+    """The model's scores for the next token cannot be sampled from (NaN or infinite)."""
+
+
 def _sample(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator) -> int:
     probs = torch.softmax(logits.float() / sampling.temperature, dim=-1)
+    if not bool(torch.isfinite(probs).all()):
+        raise SamplingError("the next-token probabilities are not finite numbers")
     if sampling.top_p < 1:
         sorted_probs, order = probs.sort(descending=True)
         outside = sorted_probs.cumsum(-1) - sorted_probs > sampling.top_p

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 PREVIEW_EVERY = 5  # steps between image previews
 MAX_TEXT_BATCH = 16  # sequences decoding together
 KEEP_FINISHED = 200  # finished jobs kept for the queue page
+TEXT_FAILED = (
+    "Writing the answer failed. Try again; if it keeps failing, tell your Atelier admin "
+    "(the server log has the details)."
+)
 OOM_MESSAGE = (
     "The GPU ran out of memory for this job. Try a smaller size or fewer images, "
     "or try again when the queue is quieter."
@@ -418,10 +422,7 @@ class Engine:
 
     def _fail_text_session(self, session: _TextSession, error: Exception) -> None:
         log.exception("text batch for %s failed", session.model)
-        message = _failure_message(
-            error,
-            "Writing the answer failed. Try again; if it keeps failing, tell your Atelier admin.",
-        )
+        message = _failure_message(error, TEXT_FAILED)
         for job in session.jobs():
             job._finish(JobStatus.FAILED, error=message)
         session.close()
@@ -495,7 +496,7 @@ class _TextSession:
                 )
             sampling = Sampling(
                 request.max_new_tokens,
-                request.temperature,
+                request.sampling_temperature,
                 request.top_p,
                 request.seed,
                 request.stop,
@@ -504,6 +505,10 @@ class _TextSession:
             self._batch.add([sequence])
         except AtelierError as error:
             job._finish(JobStatus.FAILED, error=error.message)
+            return
+        except Exception as error:  # a fault while joining fails the joining job only
+            log.exception("text job %s could not join the batch", job.id)
+            job._finish(JobStatus.FAILED, error=_failure_message(error, TEXT_FAILED))
             return
         self._jobs[job.id] = job
         self._publish(job, sequence)
@@ -540,6 +545,9 @@ class _TextSession:
         finished = []
         for sequence in self._batch.remove({s.key for s in done}):
             job = self._jobs.pop(sequence.key)
+            if sequence.finish_reason == "error":
+                job._finish(JobStatus.FAILED, error=TEXT_FAILED)
+                continue
             seconds = time.time() - (job.started_at or time.time())
             first = (job.first_token_at or time.time()) - (job.started_at or time.time())
             result = TextResult(

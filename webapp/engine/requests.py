@@ -11,6 +11,9 @@ SCHEDULERS = ("euler", "euler_a", "dpmpp_2m_karras", "ddim", "lcm")
 ROLES = ("system", "user", "assistant")
 MAX_IMAGES_PER_REQUEST = 8
 MAX_SIDE = 4096
+# Dividing logits by a temperature this small overflows them to infinity (and the
+# probabilities to NaN), so anything below it samples greedily, which is what it means.
+GREEDY_BELOW_TEMPERATURE = 0.01
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,11 @@ class TextRequest:
     top_p: float = 0.9
     seed: int = 0
     stop: tuple[str, ...] = ()
+
+    @property
+    def sampling_temperature(self) -> float:
+        """The temperature sampling uses: 0 (greedy) for anything below the floor."""
+        return 0.0 if self.temperature < GREEDY_BELOW_TEMPERATURE else self.temperature
 
     def check(self) -> None:
         if not self.messages or not any(m.content.strip() for m in self.messages):
