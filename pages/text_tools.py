@@ -8,6 +8,7 @@ from webapp.ui.resources import get_services
 from webapp.ui.session import current_user
 from webapp.ui.text_widgets import (
     field_widget,
+    model_text,
     parameters_widgets,
     result_view,
     stream_job,
@@ -82,8 +83,8 @@ if tool.mode == "chat":
         state["chat_history"] = []
     for turn in state["chat_history"]:
         with st.chat_message(turn.role):
-            # The person's words as plain text; the model's answer as markdown (never HTML).
-            (st.text if turn.role == "user" else st.markdown)(turn.content)
+            # The person's words as plain text; the model's answer as safe markdown.
+            (st.text if turn.role == "user" else model_text)(turn.content)
     message = st.chat_input("Write a message")
     if message:
         with st.chat_message("user"):
@@ -137,7 +138,7 @@ def run_tool() -> None:
         )
     except AtelierError as error:
         with slots.get(error.field, slots["other"]).container():
-            show_error(error)
+            show_error(error, {item.id: item.label for item in tool.fields})
         return
     state["text_runs"][tool.id] = {
         "jobs": run.jobs,
@@ -171,4 +172,4 @@ if current:
         ):
             with column.container(border=True):
                 st.caption(f"Idea {number}")
-                st.markdown(job.text)
+                model_text(job.text)

@@ -9,8 +9,11 @@ import streamlit as st
 
 from webapp.documents import to_docx, word_changes
 from webapp.engine import Job
+from webapp.safe_markdown import safe_markdown
 from webapp.text_tools import PRESETS, Tool, ToolField
 from webapp.ui.widgets import RANDOM_SEED
+
+REDRAW_SECONDS = 0.08  # streamed text is drawn again at most this often
 
 
 def field_widget(tool: Tool, item: ToolField) -> Any:
@@ -77,9 +80,24 @@ def parameters_widgets(tool: Tool) -> dict[str, Any]:
     }
 
 
+def model_text(text: str) -> None:
+    """A model's words as markdown, with nothing in them that reaches outside the app."""
+    st.markdown(safe_markdown(text))
+
+
 def stream_job(job: Job) -> str:
-    """Show the text as it arrives; returns what was shown."""
-    return st.write_stream(job.stream()) or ""
+    """Show the text as it arrives, a few times a second; returns what was shown."""
+    slot, shown = st.empty(), None
+    while True:
+        finished, text = job.finished, job.text
+        if text != shown:
+            with slot.container():
+                model_text(text)
+            shown = text
+        if finished:
+            return text
+        time.sleep(REDRAW_SECONDS)
+        job.wait_for_update(REDRAW_SECONDS)
 
 
 def stream_side_by_side(jobs: list[Job]) -> None:
@@ -89,10 +107,10 @@ def stream_side_by_side(jobs: list[Job]) -> None:
     while True:
         for slot, job in zip(slots, jobs, strict=True):
             with slot.container(border=True):
-                st.markdown(job.text or "…")
+                model_text(job.text or "…")
         if all(job.finished for job in jobs):
             return
-        time.sleep(0.1)
+        time.sleep(REDRAW_SECONDS)
 
 
 def downloads(text: str, name: str, key: str) -> None:
@@ -116,7 +134,7 @@ def result_view(tool: Tool, job: Job, original: str | None, key: str) -> None:
     elif job.status == "failed":
         st.error(job.error or "The tool failed.")
         return
-    st.markdown(text)
+    model_text(text)
     with st.expander("Copy as plain text"):
         st.code(text, language=None, wrap_lines=True)
     if tool.mode == "diff" and original is not None:
