@@ -19,6 +19,26 @@ from webapp.ui.resources import get_services
 from webapp.ui.session import current_user
 from webapp.ui.widgets import RANDOM_SEED, add_image_model_help, seed_from_text, show_error
 
+# What each field is called on this page, for the messages shown next to Generate.
+FIELD_LABELS = {
+    "prompt": "What should the picture show?",
+    "style": "Style",
+    "aspect": "Shape",
+    "quality": "Quality",
+    "num_images": "Images",
+    "seed": "Seed",
+    "model": "Model (under Advanced)",
+    "negative_prompt": "Negative prompt (under Advanced)",
+    "scheduler": "Sampler (under Advanced)",
+    "steps": "Steps (under Advanced)",
+    "guidance": "Guidance (under Advanced)",
+    "width": "Width (under Advanced)",
+    "height": "Height (under Advanced)",
+    "loras": "LoRAs (under Advanced)",
+    "init_image": "Picture to change",
+    "mask": "Mask",
+    "strength": "How much to change it",
+}
 MODE_WORDS = {
     "text-to-image": "",
     "image-to-image": " · your picture changed",
@@ -60,7 +80,7 @@ def picture_preview(picture: bytes, picture_id: str, error_slot) -> PicturePrevi
             cached = state["picture_preview"] = (picture_id, services.images.preview(picture, user))
         except AtelierError as error:
             with error_slot.container():
-                show_error(error)
+                show_error(error, FIELD_LABELS)
             return None
     return cached[1]
 
@@ -75,7 +95,6 @@ def reuse_seed(seed: int) -> None:
 
 form_column, result_column = st.columns([2, 3], gap="large")
 
-slots = {}  # where each field's error shows
 with (
     form_column,
     st.expander(
@@ -91,13 +110,12 @@ with (
     if upload is None and picture is not None:
         st.caption("Sent from a result. Upload another picture to replace it.")
         st.button("Remove the sent picture", on_click=remove_sent_picture)
-    slots["init_image"] = st.empty()
+    picture_error = st.empty()
     painted = mask_upload = None
     picture_id = hashlib.sha256(picture).hexdigest()[:16] if picture is not None else ""
-    preview = picture_preview(picture, picture_id, slots["init_image"]) if picture_id else None
+    preview = picture_preview(picture, picture_id, picture_error) if picture_id else None
     if preview is not None:
         st.slider("How much to change it", 0.05, 1.0, 0.6, 0.05, key="img-strength")
-        slots["strength"] = st.empty()
         st.caption(
             "Paint over the part to change, or upload a mask. With neither, the whole "
             "picture changes."
@@ -110,7 +128,6 @@ with (
         )
         if mask_upload is not None and painted is not None:
             st.caption("The uploaded mask is used. Remove it to use the painted area.")
-        slots["mask"] = st.empty()
 
 with form_column, st.form("image-form"):
     prompt = st.text_area(
@@ -119,14 +136,12 @@ with form_column, st.form("image-form"):
         height=110,
         placeholder="a ceramic coffee mug on a wooden table, morning light",
     )
-    slots["prompt"] = st.empty()
     style = st.selectbox(
         "Style",
         [None, *styles],
         key="img-style",
         format_func=lambda s: "No style" if s is None else styles[s],
     )
-    slots["style"] = st.empty()
     aspect = st.segmented_control(
         "Shape", ASPECTS, default="square", key="img-aspect", format_func=str.capitalize
     )
@@ -135,25 +150,20 @@ with form_column, st.form("image-form"):
     seed_text = st.text_input(
         "Seed (a number repeats a picture exactly)", RANDOM_SEED, key="img-seed"
     )
-    slots["seed"] = st.empty()
-    slots["num_images"] = st.empty()
     with st.expander("Advanced"):
         model = st.selectbox("Model", models, key="img-model")
-        slots["model"] = st.empty()
         family = services.images.family(model)
         negative = st.text_area(
             "Negative prompt (what to avoid)",
             key="img-negative",
             placeholder=family.negative_prompt or "nothing",
         )
-        slots["negative_prompt"] = st.empty()
         scheduler = st.selectbox(
             "Sampler",
             [None, *family.schedulers],
             key="img-scheduler",
             format_func=lambda s: "Automatic" if s is None else s,
         )
-        slots["scheduler"] = st.empty()
         steps_col, guidance_col = st.columns(2)
         steps = steps_col.number_input(
             "Steps", 1, 150, value=None, key="img-steps", placeholder="automatic"
@@ -161,7 +171,6 @@ with form_column, st.form("image-form"):
         guidance = guidance_col.number_input(
             "Guidance", 0.0, 30.0, value=None, step=0.5, key="img-guidance", placeholder="automatic"
         )
-        slots["steps"], slots["guidance"] = st.empty(), st.empty()
         width_col, height_col = st.columns(2)
         width = width_col.number_input(
             "Width", 64, 4096, value=None, step=8, key="img-width", placeholder="from shape"
@@ -169,7 +178,6 @@ with form_column, st.form("image-form"):
         height = height_col.number_input(
             "Height", 64, 4096, value=None, step=8, key="img-height", placeholder="from shape"
         )
-        slots["width"], slots["height"] = st.empty(), st.empty()
         if loras:
             st.caption("LoRAs: add a row for each, with its weight (1 is full strength).")
             chosen_loras = lora_table(loras)
@@ -178,9 +186,8 @@ with form_column, st.form("image-form"):
                 "No LoRAs installed. An admin adds LoRA `.safetensors` files to `models/loras/`."
             )
             chosen_loras = []
-        slots["loras"] = st.empty()
-    slots["other"] = st.empty()
     generate = st.form_submit_button("Generate", type="primary", icon=":material/brush:")
+    refusal = st.empty()  # why Generate did not run, whichever field it concerns
 
 if generate:
     try:
@@ -205,8 +212,8 @@ if generate:
         )
         state["image_run"] = services.images.generate(form, user)
     except AtelierError as error:
-        with slots.get(error.field, slots["other"]).container():
-            show_error(error)
+        with refusal.container():
+            show_error(error, FIELD_LABELS)
 
 run = state["image_run"]
 with result_column:

@@ -239,7 +239,7 @@ def test_text_tool_bad_inputs_show_their_messages(app_env, tiny_models_dir):
     app_env(tiny_models_dir)
     app = open_text_tool(run_app(), "summarise")
     app.button(key="FormSubmitter:form-summarise-Run").click().run()
-    assert [e.value for e in app.error] == ["**Text:** Fill in “Text to summarise”."]
+    assert [e.value for e in app.error] == ["Fill in “Text to summarise”."]
     app.text_area(key="field-summarise-text").input("word " * 3000)
     app.button(key="FormSubmitter:form-summarise-Run").click().run()
     assert "Cut about" in app.error[0].value
@@ -338,7 +338,7 @@ def test_use_these_settings_fills_the_lora_table_with_its_weights(app_env, model
 def test_image_studio_shows_bad_input_next_to_its_field(app_env, tiny_models_dir):
     app = open_studio(app_env, tiny_models_dir)
     app.button(key="FormSubmitter:image-form-Generate").click().run()
-    assert [e.value for e in app.error] == ["**Prompt:** Fill in “Prompt”."]
+    assert [e.value for e in app.error] == ["Fill in “What should the picture show?”."]
     app.text_area(key="img-prompt").input("a fox")
     app.number_input(key="img-width").set_value(100)
     app.button(key="FormSubmitter:image-form-Generate").click().run()
@@ -350,3 +350,24 @@ def test_image_studio_without_an_image_model_says_how_to_add_one(app_env, models
     app = open_studio(app_env, models_dir)
     assert "No image model is installed yet" in app.info[0].value
     assert not app.text_area
+
+
+def visible_errors(app: AppTest) -> list[str]:
+    """Errors a person sees without opening a collapsed section."""
+    hidden = {id(e) for expander in app.expander for e in expander.error}
+    return [e.value for e in app.error if id(e) not in hidden]
+
+
+def test_a_refused_generate_says_why_in_view_without_server_paths(app_env, models_dir):
+    unet = next((models_dir / "tiny-sd" / "unet").glob("*.safetensors"))
+    unet.write_bytes(unet.read_bytes()[:100])  # a broken default model
+    app = open_studio(app_env, models_dir)
+    app.text_area(key="img-prompt").input("a fox")
+    app.button(key="FormSubmitter:image-form-Generate").click().run()
+    shown = visible_errors(app)
+    assert any("could not be loaded" in message for message in shown), shown
+    assert not any(str(models_dir) in message or "/tmp" in message for message in shown)
+
+    app.number_input(key="img-width").set_value(100)  # a field inside the closed Advanced
+    app.button(key="FormSubmitter:image-form-Generate").click().run()
+    assert any("Width (under Advanced)" in message for message in visible_errors(app))

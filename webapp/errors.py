@@ -3,6 +3,17 @@
 Pages show `message` next to `field`; logs keep the chained cause.
 """
 
+import re
+
+# An absolute path with at least one folder: /srv/atelier/models/x/config.json
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/'\"():,]+/)+([^\s/'\"():,]*)")
+
+
+def without_paths(text: str) -> str:
+    """`text` with each absolute server path cut to its last part: people see what is wrong
+    (a file name), not how the server's disk is laid out."""
+    return ABSOLUTE_PATH.sub(lambda match: match.group(1) or "…", text)
+
 
 class AtelierError(Exception):
     """Base of every error Atelier shows to a person."""

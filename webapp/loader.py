@@ -21,7 +21,7 @@ import torch
 
 from webapp.backends.memory import module_bytes
 from webapp.device import dtype_for, free_cached_memory
-from webapp.errors import AtelierError, ModelLoadError
+from webapp.errors import AtelierError, ModelLoadError, without_paths
 from webapp.registry import ModelEntry, Registry, check_model_name
 from webapp.settings import Settings, env_name
 
@@ -273,7 +273,7 @@ def _load_error(name: str, error: Exception) -> ModelLoadError:
         cause = "the GPU ran out of memory while loading it; unload other models first"
     else:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        cause = f"{type(error).__name__}: {first_line[:300]}"
+        cause = f"{type(error).__name__}: {without_paths(first_line)[:300]}"
     return ModelLoadError(
         f"Model {name!r} could not be loaded ({cause}). Its files may be missing or "
         "incomplete: copy the model into the models dir again.",

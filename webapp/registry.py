@@ -88,7 +88,7 @@ class Registry:
         if entry is None:
             available = ", ".join(e.name for e in self if e.ready) or "none"
             raise ModelNotFound(
-                f"No model named {name!r} in {self.models_dir}. Available: {available}.",
+                f"No model named {name!r} is installed. Available: {available}.",
                 field="model",
             )
         if entry.status == REFUSED:
@@ -112,7 +112,7 @@ def lora_path(models_dir: Path, name: str) -> Path:
         available = ", ".join(lora_names(models_dir)) or "none installed"
         raise ValidationError(
             f"Unknown LoRA {name!r}. Available: {available}. An admin adds LoRAs as "
-            f"NAME.safetensors files in {models_dir / LORA_DIR}.",
+            f"NAME.safetensors files in the {LORA_DIR} folder of the models dir.",
             field="loras",
         )
     return models_dir / LORA_DIR / f"{name}.safetensors"
@@ -211,6 +211,8 @@ def _refuse_pickle(entry: ModelEntry, files: Iterable[Path]) -> ModelEntry:
 
 
 def _inspect(path: Path, allow_pickle: bool) -> ModelEntry | None:
+    if not (path.is_dir() or path.is_file()):
+        return None  # a FIFO, socket or device: reading one could block for ever
     if path.is_dir():
         if (path / "model_index.json").is_file():
             return _inspect_diffusers(path, allow_pickle)
@@ -229,6 +231,8 @@ def _inspect(path: Path, allow_pickle: bool) -> ModelEntry | None:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ValueError(f"{path.name} is not a regular file")
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")

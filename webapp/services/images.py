@@ -132,7 +132,7 @@ class ImageService:
 
     def generate(self, form: ImageForm, user: User) -> ImageRun:
         # 1. Check the prompt and the model.
-        prompt = clean_text(form.prompt, "prompt", "Prompt")
+        prompt = clean_text(form.prompt, "prompt", "What should the picture show?")
         check_blocklist(prompt, load_blocklist(self._settings.library_dir))
         entry = self._image_model(form.model or self._default_model())
         family = family_of(entry)
@@ -168,7 +168,8 @@ class ImageService:
         init_image = mask = None
         if form.init_image is not None:
             init_image, mask, width, height = self._pictures(form, family)
-        width, height = form.width or width, form.height or height
+        width = width if form.width is None else form.width
+        height = height if form.height is None else form.height
 
         # 5. Limits: a valid request, inside the memory, and words the model will read.
         seed = secrets.randbelow(2**31) if form.seed is None else form.seed
@@ -178,7 +179,7 @@ class ImageService:
             negative_prompt=negative,
             width=width,
             height=height,
-            steps=form.steps or steps,
+            steps=steps if form.steps is None else form.steps,
             guidance=guidance if form.guidance is None else form.guidance,
             seed=seed,
             num_images=form.num_images,
@@ -229,8 +230,8 @@ class ImageService:
         if not models:
             raise ValidationError(
                 "No image model is installed yet. An admin copies a Stable Diffusion model "
-                f"into {self._settings.models_dir.resolve()} (a diffusers folder or a "
-                ".safetensors checkpoint) and presses Rescan on the Models page.",
+                "into the models dir (a diffusers folder or a .safetensors checkpoint) and "
+                "presses Rescan on the Models page.",
                 field="model",
             )
         return models[0].name

@@ -6,16 +6,21 @@ from pathlib import Path
 
 import streamlit as st
 
-from webapp.errors import AtelierError
+from webapp.errors import AtelierError, without_paths
 from webapp.formatting import human_bytes
 
 RANDOM_SEED = "random"
 
 
-def show_error(error: AtelierError) -> None:
-    """A domain error, in plain words (st.error renders text as text, never as HTML)."""
-    prefix = f"**{error.field.replace('_', ' ').capitalize()}:** " if error.field else ""
-    st.error(prefix + error.message, icon=":material/error:")
+def show_error(error: AtelierError, labels: dict[str, str] | None = None) -> None:
+    """A domain error in plain words, after the label of the field it concerns as the page
+    shows it (`labels`: field -> label). The message is shown as text, never as HTML."""
+    label = (labels or {}).get(error.field or "") or (
+        error.field.replace("_", " ").capitalize() if error.field else ""
+    )
+    named = f"“{label}”" in error.message  # "Fill in “Text to summarise”." says it already
+    prefix = f"**{label}{'' if label.endswith('?') else ':'}** " if label and not named else ""
+    st.error(prefix + without_paths(error.message), icon=":material/error:")
 
 
 def show_flash() -> None:
