@@ -129,6 +129,18 @@ def test_text_bad_input_gives_one_clear_line(env, capsys, argv, message):
     assert message in err and "Traceback" not in err
 
 
+def test_an_endless_input_file_is_read_only_up_to_the_limit(env, capsys):
+    assert main(["text", "summarise", "--input-file", "/dev/zero"]) == 2
+    assert "longer than the 200,000 characters" in capsys.readouterr().err
+
+
+def test_an_out_folder_that_cannot_be_written_gives_one_clear_line(env, capsys):
+    argv = ["image", "a fox", "--model", "tiny-sd", "--steps", "2", "--size", "64x64"]
+    assert main([*argv, "--out", "/dev/null/x"]) == 2
+    err = capsys.readouterr().err
+    assert "Cannot write to --out /dev/null/x" in err and "Traceback" not in err
+
+
 def test_text_binary_input_file_is_refused(env, capsys, tmp_path):
     binary = tmp_path / "photo.bin"
     binary.write_bytes(bytes(range(256)))

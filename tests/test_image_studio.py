@@ -6,6 +6,9 @@ import base64
 import io
 import os
 import shutil
+import struct
+import time
+import zlib
 
 import numpy as np
 import pytest
@@ -190,6 +193,9 @@ def test_inpainting_with_a_mask(studio):
         (dict(prompt="a nude statue"), "prompt", "blocked"),
         (dict(prompt="x", width=100), "width", "multiple of 8"),
         (dict(prompt="x", steps=500), "steps", "between 1 and 150"),
+        (dict(prompt="x", steps=0), "steps", "between 1 and 150"),
+        (dict(prompt="x", width=0, height=0), "width", "multiple of 8 between 64"),
+        (dict(prompt="\u200b\u200d\ufeff \u2060"), "prompt", "Fill in"),
         (dict(prompt="x", guidance=99.0), "guidance", "between 0 and 30"),
         (dict(prompt="x", style="neon"), "style", "Unknown style"),
         (dict(prompt="x", loras=(LoraWeight("nope", 1.0),)), "loras", "Unknown LoRA"),
@@ -223,6 +229,61 @@ def test_decompression_bomb_is_refused_before_decoding(studio):
     Image.new("1", (9000, 9000)).save(buffer, format="PNG")  # tiny file, 81 megapixels
     with pytest.raises(ValidationError, match="megapixels") as caught:
         studio.images.generate(ImageForm("x", model="tiny-sd", init_image=buffer.getvalue()), ADA)
+    assert caught.value.field == "init_image"
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares a size but holds no pixels: what a hostile upload looks like."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    "picture",
+    [
+        png_bytes((1, 100_000), colour=0, mode="L"),
+        png_bytes((100_000, 1), colour=0, mode="L"),
+        png_header_only(40_000_000, 1),
+    ],
+    ids=["1x100000", "100000x1", "40000000x1-header"],
+)
+def test_a_long_thin_picture_is_refused_before_any_resize(studio, picture):
+    started = time.perf_counter()
+    with pytest.raises(ValidationError, match="too long and thin") as caught:
+        studio.images.generate(ImageForm("x", model="tiny-sd", init_image=picture), ADA)
+    assert caught.value.field == "init_image"
+    assert "at most 8 times" in caught.value.message
+    assert time.perf_counter() - started < 1
+
+
+def test_a_picture_declaring_hundreds_of_megapixels_is_not_opened(studio):
+    with pytest.raises(ValidationError, match="declares more than") as caught:
+        studio.images.preview(png_header_only(20_000, 20_000), ADA)
+    assert caught.value.field == "init_image"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n",
+        b"GIF89a\x01\x00\x01\x00\x00\x00\x00;",
+        b"",
+    ],
+    ids=["eps", "gif", "empty"],
+)
+def test_only_png_jpeg_and_webp_content_is_opened_whatever_the_name(studio, content):
+    with pytest.raises(ValidationError, match="upload a PNG, JPEG or WebP") as caught:
+        studio.images.preview(content, ADA)
     assert caught.value.field == "init_image"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,3 +36,23 @@ def write_file(path: Path, write: Callable[[object], None]) -> Path:
         if os.path.exists(staging):
             os.unlink(staging)
     return path
+
+
+STALE_AFTER_SECONDS = 600  # older staging files belong to a write that was killed
+
+
+def remove_stale_staging(root: Path, older_than: float = STALE_AFTER_SECONDS) -> int:
+    """Delete the staging files and folders (dot names) that killed writes left under `root`;
+    recent ones may belong to a write still under way and stay. Returns how many went."""
+    if not root.is_dir():
+        return 0
+    cutoff, removed = time.time() - older_than, 0
+    for path in root.rglob(".*"):
+        try:
+            if path.lstat().st_mtime > cutoff or path.is_symlink():
+                continue
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            continue  # removed with its folder, or by another process
+    return removed

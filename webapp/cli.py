@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -109,7 +108,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         "--server.address",
         args.address,
     ]
-    return subprocess.call(command, cwd=APP_FILE.parent, env=os.environ.copy())
+    # The server takes this process's place: stopping `atelier serve` stops the server and
+    # frees its port, with no child left behind.
+    os.chdir(APP_FILE.parent)
+    os.execv(sys.executable, command)
 
 
 def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> int:
@@ -201,10 +203,7 @@ def cmd_image(settings: Settings, args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else None
         images = []
         for item in stored:
-            path = item.path
-            if out is not None:
-                out.mkdir(parents=True, exist_ok=True)
-                path = Path(shutil.copy2(item.path, out / item.path.name))
+            path = item.path if out is None else _copy_out(item.path, out)
             images.append(
                 {
                     "path": str(path),
@@ -227,6 +226,16 @@ def cmd_image(settings: Settings, args: argparse.Namespace) -> int:
         services.close()
 
 
+def _copy_out(path: Path, folder: Path) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy2(path, folder / path.name))
+    except OSError as error:
+        raise AtelierError(
+            f"Cannot write to --out {folder}: {error.strerror}. The image is kept at {path}."
+        ) from None
+
+
 def _parse_size(text: str) -> tuple[int, int]:
     width, separator, height = text.lower().partition("x")
     if not separator or not width.isdigit() or not height.isdigit():
@@ -242,8 +251,19 @@ def _parse_field(item: str) -> tuple[str, str]:
 
 
 def _read_input_file(path: Path) -> str:
+    """A text file's contents, read no further than the longest input a tool takes."""
+    from webapp.text_tools import MAX_INPUT_CHARS
+
+    limit = MAX_INPUT_CHARS * 4  # UTF-8 takes at most four bytes a character
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise AtelierError(
+                f"{path} is longer than the {MAX_INPUT_CHARS:,} characters a tool reads; "
+                "give a shorter file."
+            )
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise AtelierError(f"{path} is not a UTF-8 text file; give a plain text file.") from None
     except OSError as error:

@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image
 
+from webapp.atomic import remove_stale_staging
 from webapp.png_recipe import read_recipe, save_png
 from webapp.users import User
 
@@ -30,6 +31,7 @@ class StoredImage:
 class ImageStore:
     def __init__(self, data_dir: Path):
         self.root = data_dir / "images"
+        remove_stale_staging(self.root)
         # Saves per folder: with the folder's mtime (which a coarse file system may not
         # change within a second), this says when a folder must be listed again.
         self._saves: Counter[Path] = Counter()

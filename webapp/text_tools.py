@@ -27,6 +27,8 @@ PRESETS = {
 }
 MAX_INPUT_CHARS = 200_000
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Characters that show nothing: text made only of these (and spaces) is empty.
+INVISIBLE = re.compile(r"[\s\u00ad\u034f\u115f\u1160\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
 
 _templates = SandboxedEnvironment(
     undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
@@ -159,7 +161,7 @@ def clean_text(value: Any, field_id: str, label: str, required: bool = True) -> 
     """Plain text from a person: present, not binary, not absurdly long."""
     text = "" if value is None else str(value)
     text = text.replace("\r\n", "\n").strip()
-    if required and not text:
+    if required and not INVISIBLE.sub("", text):
         raise ValidationError(f"Fill in “{label}”.", field=field_id)
     if CONTROL_CHARACTERS.search(text):
         raise ValidationError(
