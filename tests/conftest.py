@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from webapp.embedded import DEFAULT_TEXT_MODEL, prepare_default_model
+from webapp.offline import use_offline_environment
 from webapp.services import build_services
 from webapp.settings import Settings
 from webapp.testmodels import make_test_models
@@ -15,6 +16,10 @@ from webapp.users import User
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOG = REPO / "models" / "catalog.toml"
+
+
+def pytest_configure(config):
+    use_offline_environment()
 
 
 @pytest.fixture(scope="session")

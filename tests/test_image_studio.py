@@ -316,8 +316,10 @@ def test_too_large_for_memory_says_the_largest_allowed(studio_models, make_servi
 def test_prompt_longer_than_the_text_encoder_says_which_words_were_dropped(studio):
     long_prompt = "red fox " * 20 + "UNIQUE ENDING"
     run, _ = make(studio, prompt=long_prompt)
-    assert len(run.warnings) == 1
-    assert "unique ending" in run.warnings[0].lower()
+    assert run.warnings == [
+        "Only about the first 56 words are used; shorten the prompt for best results."
+    ]
+    assert run.dropped_words.lower().endswith("unique ending")
 
 
 def test_a_failed_job_saves_nothing(studio, monkeypatch):
@@ -349,7 +351,7 @@ def with_safety_checker(models_dir, flag_everything: bool):
 
 def test_safety_checker_blacks_out_flagged_images_and_says_why(models_dir, make_services):
     services = make_services(with_safety_checker(models_dir, True), safety_checker=True)
-    assert [e.kind for e in services.registry().of_kind("safety")] == ["safety"]
+    assert [e.kind for e in services.engine.registry().of_kind("safety")] == ["safety"]
     run = services.images.generate(ImageForm("a beach", model="tiny-sd", num_images=2), ADA)
     result = run.job.result(60)
     assert result.flagged == [True, True]
@@ -378,7 +380,7 @@ def test_single_file_checkpoint_loads_offline_and_matches_its_folder(models_dir,
 
     make_test_checkpoint(models_dir / "tiny-sd", models_dir / "tiny-single.safetensors")
     services = make_services(models_dir)
-    entry = services.registry().get("tiny-single")
+    entry = services.engine.registry().get("tiny-single")
     assert (entry.kind, entry.format, entry.family) == ("image", "single-file", "sd15")
     form = dict(prompt="a windmill", seed=4, steps=4, width=64, height=64)
     from_file = services.images.generate(ImageForm(model="tiny-single", **form), ADA)
@@ -399,4 +401,4 @@ def test_single_file_checkpoint_without_a_family_folder_says_what_to_do(
     make_test_checkpoint(models_dir / "tiny-sd", alone / "tiny-single.safetensors")
     services = make_services(alone)
     with pytest.raises(ModelLoadError, match="needs the configuration of a diffusers folder"):
-        services.manager.get("tiny-single")
+        services.engine.load_model("tiny-single")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from webapp.errors import AtelierError
 from webapp.formatting import human_bytes
+from webapp.offline import use_offline_environment
 from webapp.settings import Settings, load_settings
 from webapp.users import local_user
 
@@ -21,7 +22,11 @@ APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
 def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.services import build_services
 
-    report = build_services(settings).system.doctor()
+    services = build_services(settings)
+    try:
+        report = services.system.doctor()
+    finally:
+        services.close()
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
     else:
@@ -384,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_offline_environment()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -37,6 +37,9 @@ class Settings:
     queue_max_per_user: int = 8
     queue_max_total: int = 64
     max_batch_images: int = 8
+    # How long the first image job of a batch waits for others to join it (people pressing
+    # Generate together share one batch); never longer for a lone request.
+    batch_window_ms: int = 100
     upload_max_mb: int = 20
     # Opt-in speed-ups for diffusion UNets (measured by `atelier bench engine`).
     channels_last: bool = False
@@ -91,6 +94,16 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _non_negative_int(value: Any) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = -1
+    if number < 0 or isinstance(value, bool):
+        raise ValueError("a whole number of 0 or more")
+    return number
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -112,6 +125,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "queue_max_per_user": _positive_int,
     "queue_max_total": _positive_int,
     "max_batch_images": _positive_int,
+    "batch_window_ms": _non_negative_int,
     "upload_max_mb": _positive_int,
     "channels_last": _bool,
     "compile_unet": _bool,
