@@ -17,7 +17,7 @@ from PIL import Image
 from webapp.engine import JobFailed, LoraWeight
 from webapp.errors import ValidationError
 from webapp.image_store import THUMBNAIL_PIXELS, thumbnail_of
-from webapp.png_recipe import parse_a1111, read_recipe
+from webapp.png_recipe import SAMPLER_NAMES, parse_a1111, read_recipe
 from webapp.services.images import PREVIEW_PIXELS, ImageForm
 from webapp.testmodels import make_test_lora
 from webapp.ui.mask_painter import mask_from_data_url
@@ -147,10 +147,34 @@ def test_turbo_family_uses_few_steps_and_no_guidance(studio):
     assert stored
 
 
-@pytest.mark.parametrize("scheduler", ["euler", "euler_a", "dpmpp_2m_karras", "ddim", "lcm"])
-def test_every_scheduler_makes_an_image(studio, scheduler):
-    _, stored = make(studio, prompt="a lamp", scheduler=scheduler, steps=4, seed=1)
-    assert "Sampler: " in stored[0].parameters
+def test_each_sampler_makes_its_own_image_with_its_own_scheduler(studio, monkeypatch):
+    from webapp.backends import diffusion
+
+    used = []
+    pipeline_for = diffusion._pipeline_for
+
+    def spy(pipe, settings):
+        chosen = pipeline_for(pipe, settings)
+        used.append(type(chosen.scheduler).__name__)
+        return chosen
+
+    monkeypatch.setattr(diffusion, "_pipeline_for", spy)
+    made = {}
+    for scheduler in ("euler", "euler_a", "dpmpp_2m_karras", "ddim", "lcm"):
+        _, (stored,) = make(studio, prompt="a lamp", scheduler=scheduler, steps=4, seed=1)
+        made[scheduler] = pixels(stored.path)
+        assert f"Sampler: {SAMPLER_NAMES[scheduler]}," in stored.parameters
+    assert used == [
+        "EulerDiscreteScheduler",
+        "EulerAncestralDiscreteScheduler",
+        "DPMSolverMultistepScheduler",
+        "DDIMScheduler",
+        "LCMScheduler",
+    ]
+    names = list(made)
+    for index, first in enumerate(names):
+        for second in names[index + 1 :]:
+            assert np.abs(made[first] - made[second]).max() > 0, (first, second)
 
 
 def test_lcm_lora_switches_to_lcm_defaults(studio_models, make_services):
@@ -180,10 +204,21 @@ def test_image_to_image_keeps_the_pictures_shape(studio):
     assert "Denoising strength: 0.5" in stored.parameters
 
 
-def test_inpainting_with_a_mask(studio):
-    mask = png_bytes((80, 64), colour=0, mode="L")
-    run, stored = make(studio, prompt="a cat", init_image=png_bytes((80, 64)), mask=mask)
-    assert run.request.mode == "inpaint" and stored
+def test_inpainting_changes_only_the_masked_pixels(studio):
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))  # change the middle square only
+    buffer = io.BytesIO()
+    mask.save(buffer, format="PNG")
+    picture = png_bytes((64, 64), colour=(200, 120, 40))
+    run, (stored,) = make(
+        studio, prompt="a cat", init_image=picture, mask=buffer.getvalue(), strength=1.0
+    )
+    assert run.request.mode == "inpaint"
+    result = pixels(stored.path)
+    inside = np.zeros((64, 64), dtype=bool)
+    inside[16:48, 16:48] = True
+    assert (result[~inside] == [200, 120, 40]).all()  # untouched, pixel for pixel
+    assert np.abs(result[inside] - [200, 120, 40]).max() > 10  # repainted
 
 
 @pytest.mark.parametrize(
