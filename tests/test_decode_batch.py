@@ -85,3 +85,21 @@ def test_a_stop_string_ends_the_text_before_it(tiny_llm):
     stopped = alone(tiny_llm, "go on", 30, 1.0, seed=2, stop=(stop,))
     assert stopped.finish_reason == "stop"
     assert free.text.startswith(stopped.text) and stop not in stopped.text
+
+
+def test_greedy_decoding_matches_plain_generate_past_the_cache_room(tiny_llm):
+    from webapp.backends.kv_cache import MIN_ROOM
+
+    words = "the quick brown fox jumps over the lazy dog " * 30
+    ids = prompt(tiny_llm, words)
+    assert len(ids) > MIN_ROOM  # the prompt alone fills the first room
+    batch = DecodeBatch(tiny_llm)
+    batch.add([sequence(tiny_llm, "long", words, MIN_ROOM + 40), sequence(tiny_llm, "b", "hi", 8)])
+    done = run_until_done(batch)
+    with torch.inference_mode():
+        plain = tiny_llm.model.generate(
+            torch.tensor([ids]), max_new_tokens=MIN_ROOM + 40, do_sample=False
+        )[0, len(ids) :].tolist()
+    eos = tiny_llm.model.generation_config.eos_token_id
+    assert done["long"].generated == [t for t in plain if t != eos][: len(done["long"].generated)]
+    assert len(done["long"].generated) == MIN_ROOM + 40 or done["long"].finish_reason == "eos"
