@@ -10,7 +10,14 @@ import pytest
 from argon2 import PasswordHasher
 
 from tests.conftest import CHEAP_HASHER
-from webapp.auth import SECRET_FILE, load_or_create_secret, read_session
+from webapp.auth import (
+    SECRET_FILE,
+    InvalidSession,
+    SessionClaims,
+    load_or_create_secret,
+    read_session,
+    sign_session,
+)
 from webapp.errors import Forbidden, NotFound, SettingsError, SignInFailed, ValidationError
 from webapp.services.audit import AuditFilter
 from webapp.store import Person
@@ -128,6 +135,8 @@ def test_a_session_token_names_its_person_until_it_expires(make_team, ada, clock
     assert team.accounts.check_session(token) == ada
     clock.advance(minutes=2)
     assert team.accounts.check_session(token) is None
+    expired = audit_log(team, kind="session")[0]
+    assert (expired.actor, expired.detail) == ("ada", "an expired session token")
 
 
 def test_a_tampered_token_is_refused(team, ada, bob):
@@ -148,6 +157,10 @@ def test_a_tampered_token_is_refused(team, ada, bob):
     ]
     for candidate in forged:
         assert team.accounts.check_session(candidate) is None, candidate
+    refused = audit_log(team, kind="session", outcome="refused")
+    assert len(refused) == len(forged) - 1  # all but the empty one: no cookie at all
+    assert all(e.actor == "unknown" for e in refused)
+    assert any("wrong signature" in e.detail for e in refused)
 
 
 def test_a_token_from_another_server_is_refused(make_team, tmp_path, ada):
@@ -202,11 +215,10 @@ def test_a_damaged_or_too_open_secret_file_is_dealt_with(tmp_path):
 
 
 def test_a_token_issued_in_the_future_is_refused():
-    from webapp.auth import SessionClaims, sign_session
-
     token = sign_session(b"k" * 32, SessionClaims("ada", 10_000, 1))
-    assert read_session(b"k" * 32, token, now=10_000, max_age=60) is not None
-    assert read_session(b"k" * 32, token, now=9_000, max_age=60) is None
+    assert read_session(b"k" * 32, token, now=10_000, max_age=60).person_id == "ada"
+    with pytest.raises(InvalidSession, match="future"):
+        read_session(b"k" * 32, token, now=9_000, max_age=60)
 
 
 # -- admins --------------------------------------------------------------------------------

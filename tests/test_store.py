@@ -3,6 +3,7 @@ and text stored as it was typed."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,21 @@ def test_script_and_sql_like_text_is_stored_and_returned_literally(team, operato
     assert team.history.texts(mallory, WorkQuery(words=typed)).total == 1
     assert team.history.texts(mallory, WorkQuery(words="%")).total == ("%" in typed)
     assert len(team.accounts.people(operator)) == 1  # every table still there
+
+
+def test_many_sessions_write_at_once(team, operator):
+    """The app's sessions are threads sharing one store."""
+    team.accounts.add_person(operator, "ada", "long enough")
+    ada = User("ada", "ada")
+
+    def write(index: int) -> None:
+        for turn in range(5):
+            team.history.record_text(ada, "t", [{"role": "user", "content": f"{index}-{turn}"}])
+            team.audit.record(ada, "text", "ok")
+
+    threads = [threading.Thread(target=write, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert team.history.texts(ada, WorkQuery(per_page=100)).total == 40

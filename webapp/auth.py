@@ -64,24 +64,37 @@ def sign_session(secret: bytes, claims: SessionClaims) -> str:
     return f"{payload}.{_signature(secret, payload)}"
 
 
-def read_session(secret: bytes, token: str, now: float, max_age: float) -> SessionClaims | None:
-    """The claims of a token this server signed that has not expired; None for anything
-    else (tampered, truncated, expired, from another server, or not a token at all)."""
+class InvalidSession(Exception):
+    """A session token that is not (or no longer) good: `reason` says why, for the audit
+    log; `person_id` is known only when the signature was right (an expired token)."""
+
+    def __init__(self, reason: str, person_id: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.person_id = person_id
+
+
+def read_session(secret: bytes, token: str, now: float, max_age: float) -> SessionClaims:
+    """The claims of a token this server signed that has not expired. Anything else
+    (tampered, truncated, from another server, expired, or not a token at all) raises
+    InvalidSession."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or not token.isascii():
-        return None
+        raise InvalidSession("not a session token")
     payload, _, signature = token.rpartition(".")
     if not hmac.compare_digest(_signature(secret, payload), signature):
-        return None
+        raise InvalidSession("a session token with a wrong signature (tampered or not ours)")
     parts = payload.split(".")
-    if len(parts) != 4 or parts[0] != TOKEN_PREFIX:
-        return None
     try:
+        if len(parts) != 4 or parts[0] != TOKEN_PREFIX:
+            raise ValueError(parts[0])
         person_id = _unb64(parts[1]).decode()
         issued, version = int(parts[2]), int(parts[3])
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    if not now - max_age < issued <= now + CLOCK_SKEW_SECONDS:
-        return None
+        raise InvalidSession("a signed session token of an unknown form") from None
+    if issued > now + CLOCK_SKEW_SECONDS:
+        raise InvalidSession("a session token issued in the future", person_id)
+    if issued <= now - max_age:
+        raise InvalidSession("an expired session token", person_id)
     return SessionClaims(person_id, issued, version)
 
 

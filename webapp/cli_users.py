@@ -11,8 +11,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from webapp.errors import AtelierError
-from webapp.services.account_rules import MAX_PASSWORD
-from webapp.services.accounts import Account
+from webapp.services.people import MAX_PASSWORD, Account
 from webapp.settings import Settings
 from webapp.users import User
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -20,6 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from webapp.auth import (
+    InvalidSession,
     SessionClaims,
     load_or_create_secret,
     password_hasher,
@@ -28,40 +28,23 @@ from webapp.auth import (
     user_from_proxy,
 )
 from webapp.errors import Forbidden, NotFound, SignInFailed, ValidationError
-from webapp.services.account_rules import (
+from webapp.services.audit import AuditService
+from webapp.services.people import (
+    Account,
+    account_of,
     check_login,
     check_password,
     check_role,
     clean_display_name,
     clean_email,
+    user_of,
 )
-from webapp.services.audit import AuditService
 from webapp.settings import Settings
 from webapp.store import Person, Store, utc_now
 from webapp.users import User
 
 WRONG = "Wrong name or password."
 DISABLED = "This account is disabled. Ask your Atelier admin."
-
-
-@dataclass(frozen=True)
-class Account:
-    """A person as admins see them (never their password hash)."""
-
-    id: str
-    login: str
-    display_name: str
-    email: str | None
-    role: str
-    disabled: bool
-    has_password: bool
-    failed_attempts: int
-    locked_until: datetime | None
-    created: datetime
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
 
 
 class AccountsService:
@@ -122,14 +105,14 @@ class AccountsService:
             )
             session.add(person)
             session.flush()
-            account = _account(person)
+            account = account_of(person)
         self._record(caller, "person.add", login, {"role": role})
         return account
 
     def people(self, caller: User) -> list[Account]:
         self._audit.require_admin(caller, "person.list", "see the people list", self._client)
         with self._store.session() as session:
-            return [_account(p) for p in session.scalars(select(Person).order_by(Person.login))]
+            return [account_of(p) for p in session.scalars(select(Person).order_by(Person.login))]
 
     def set_disabled(self, caller: User, login: str, disabled: bool) -> Account:
         """Disable (signs the person out everywhere) or enable an account."""
@@ -148,7 +131,7 @@ class AccountsService:
                 person.session_version += 1
             else:
                 person.failed_attempts, person.locked_until = 0, None
-            account = _account(person)
+            account = account_of(person)
         self._record(caller, kind, account.login)
         return account
 
@@ -161,7 +144,7 @@ class AccountsService:
             person.password_hash = self._hasher.hash(password)
             person.failed_attempts, person.locked_until = 0, None
             person.session_version += 1
-            account = _account(person)
+            account = account_of(person)
         self._record(caller, "person.password", account.login)
         return account
 
@@ -173,7 +156,7 @@ class AccountsService:
             if person.role == "admin" and role != "admin":
                 _keep_an_admin(session, person)
             person.role = role
-            account = _account(person)
+            account = account_of(person)
         self._record(caller, "person.role", account.login, {"role": role})
         return account
 
@@ -183,7 +166,7 @@ class AccountsService:
         with self._store.session() as session:
             person = _find(session, login)
             person.failed_attempts, person.locked_until = 0, None
-            account = _account(person)
+            account = account_of(person)
         self._record(caller, "person.unlock", account.login)
         return account
 
@@ -212,7 +195,7 @@ class AccountsService:
                 values["password_hash"] = self._hasher.hash(password)
             session.execute(update(Person).where(Person.id == person.id).values(**values))
         self._audit.record(person.id, "sign_in", "ok", client=self._client)
-        return _user(person)
+        return user_of(person)
 
     def change_password(self, user: User, current: str, new: str) -> str:
         """A person's own new password; signs out their other sessions and returns a new
@@ -240,10 +223,16 @@ class AccountsService:
 
     def check_session(self, token: str) -> User | None:
         """The person a session token belongs to, or None if it is not valid now (tampered,
-        expired, signed out everywhere, disabled). Cheap: one HMAC and one row by key."""
-        now = self._clock().timestamp()
-        claims = read_session(self._secret, token, now, self._settings.session_hours * 3600)
-        if claims is None:
+        expired, signed out everywhere, disabled; the first two are recorded). Cheap: one
+        HMAC and one row read by its key."""
+        if not token:
+            return None  # no cookie: not signed in
+        now, max_age = self._clock().timestamp(), self._settings.session_hours * 3600
+        try:
+            claims = read_session(self._secret, token, now, max_age)
+        except InvalidSession as bad:  # recorded: the page then clears the cookie
+            who = bad.person_id or "unknown"
+            self._audit.record(who, "session", "refused", client=self._client, detail=bad.reason)
             return None
         with self._store.engine.connect() as connection:
             row = connection.execute(
@@ -294,7 +283,7 @@ class AccountsService:
                 session.flush()
             elif admin and person.role != "admin":
                 person.role = "admin"
-            user = _user(person)
+            user = user_of(person)
         if made:
             self._record(user, "person.add", name, {"source": "sign-on"})
         if person.disabled:
@@ -389,22 +378,3 @@ def _free_id(session: Session, name: str) -> str:
         number += 1
         candidate = f"{name}~{number}"
     return candidate
-
-
-def _account(person: Person) -> Account:
-    return Account(
-        id=person.id,
-        login=person.login,
-        display_name=person.display_name,
-        email=person.email,
-        role=person.role,
-        disabled=person.disabled,
-        has_password=person.password_hash is not None,
-        failed_attempts=person.failed_attempts,
-        locked_until=person.locked_until,
-        created=person.created,
-    )
-
-
-def _user(person: Person) -> User:
-    return User(person.id, person.display_name, is_admin=person.role == "admin")

@@ -1,13 +1,18 @@
-"""What a sign-in name, password, role, display name and e-mail may be, with the message
-a person sees when theirs is not."""
+"""A person as the services show them (`Account`, `User`), and what a sign-in name,
+password, role, display name and e-mail may be, with the message a person sees when theirs
+is not."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 
 from webapp.errors import ValidationError
 from webapp.settings import EMAIL
+from webapp.store import Person
 from webapp.store.tables import ROLES
+from webapp.users import User
 
 LOGIN = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
 LOGIN_RULE = (
@@ -56,3 +61,42 @@ def clean_email(text: str | None) -> str | None:
 def check_login(login: str) -> None:
     if not isinstance(login, str) or not LOGIN.match(login):
         raise ValidationError(LOGIN_RULE, field="login")
+
+
+@dataclass(frozen=True)
+class Account:
+    """A person as admins see them (never their password hash)."""
+
+    id: str
+    login: str
+    display_name: str
+    email: str | None
+    role: str
+    disabled: bool
+    has_password: bool
+    failed_attempts: int
+    locked_until: datetime | None
+    created: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def account_of(person: Person) -> Account:
+    return Account(
+        id=person.id,
+        login=person.login,
+        display_name=person.display_name,
+        email=person.email,
+        role=person.role,
+        disabled=person.disabled,
+        has_password=person.password_hash is not None,
+        failed_attempts=person.failed_attempts,
+        locked_until=person.locked_until,
+        created=person.created,
+    )
+
+
+def user_of(person: Person) -> User:
+    return User(person.id, person.display_name, is_admin=person.role == "admin")
