@@ -12,13 +12,14 @@ from alembic.migration import MigrationContext
 from PIL import Image
 from sqlalchemy import inspect, select, text
 
-from webapp.errors import SettingsError
+from webapp.errors import SettingsError, SignInFailed
 from webapp.image_store import ImageStore
 from webapp.services.history import WorkQuery
 from webapp.settings import Settings
 from webapp.store import Base, ImageRecord, Person, Store, migrate, open_store
 from webapp.users import User
 
+LOCAL = User("local", "Local user", is_admin=True)
 TABLES = {"people", "images", "texts", "audit_events", "api_keys", "alembic_version"}
 
 
@@ -198,3 +199,16 @@ def test_many_sessions_write_at_once(team, operator):
     for thread in threads:
         thread.join()
     assert team.history.texts(ada, WorkQuery(per_page=100)).total == 40
+
+
+def test_the_single_user_is_disabled_once_sign_in_is_on_until_given_a_password(make_team, operator):
+    single = make_team(auth_mode="none")
+    assert single.accounts.check_session(single.accounts.issue_session(LOCAL)) == LOCAL
+    proxied = make_team(auth_mode="proxy", trusted_proxies=("10.0.0.5/32",))
+    with pytest.raises(SignInFailed, match="disabled"):  # nobody signs on as "local"
+        proxied.accounts.sign_in_proxy({"X-Forwarded-User": "local"}, "10.0.0.5")
+    proxied.accounts.reset_password(operator, "local", "claim the old work")
+    proxied.accounts.set_disabled(operator, "local", False)
+    again = make_team(auth_mode="accounts")  # a restart keeps them enabled now
+    assert again.accounts.sign_in("local", "claim the old work").id == "local"
+    assert make_team(auth_mode="none").accounts.people(operator)[0].disabled is False

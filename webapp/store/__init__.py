@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from webapp.errors import SettingsError
@@ -115,18 +116,15 @@ def open_store(settings: Settings, *, import_images: bool = True) -> Store:
             f"The database driver is missing ({error.name}): pip install 'psycopg[binary]'.",
             field="database_url",
         ) from error
-    except Exception as error:  # a wrong address, password or file permission
-        if isinstance(error, SettingsError):
-            raise
+    except (DBAPIError, OSError) as error:  # a wrong address, password or file permission
+        cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:300]
         raise SettingsError(
-            f"Cannot open the database ({type(error).__name__}): check ATELIER_DATABASE_URL "
-            "and that the server is running and reachable.",
+            f"Cannot open the database: {cause}. Check ATELIER_DATABASE_URL (unset: SQLite in "
+            "the data dir) and that the server is running and reachable.",
             field="database_url",
         ) from error
-    if settings.auth_mode == "none":
-        role = "admin" if settings.local_user_is_admin else "member"
-        with store.session() as session:
-            ensure_person(session, LOCAL_ID, "Local user", role).role = role
+    with store.session() as session:
+        _single_user(session, settings)
     if import_images:
         from webapp.store.images import import_images as run_import
 
@@ -134,6 +132,20 @@ def open_store(settings: Settings, *, import_images: bool = True) -> Store:
         if report.imported or report.problems:
             log.info("imported %d earlier images; %s", report.imported, report.problems)
     return store
+
+
+def _single_user(session: Session, settings: Settings) -> None:
+    """In single-user mode the local user exists, enabled, with the role the settings give.
+    In the other modes nobody may act as them: until an admin gives them a password (to
+    reach the work made in single-user mode), they stay disabled."""
+    if settings.auth_mode == "none":
+        local = ensure_person(session, LOCAL_ID, "Local user", "member")
+        local.role = "admin" if settings.local_user_is_admin else "member"
+        local.disabled = False
+        return
+    local = session.get(Person, LOCAL_ID)
+    if local is not None and local.password_hash is None:
+        local.disabled = True
 
 
 def ensure_person(session: Session, person_id: str, display_name: str, role: str) -> Person:
