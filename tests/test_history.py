@@ -210,6 +210,14 @@ def test_a_result_cannot_be_continued_as_a_chat(team):
         team.history.append_to_chat(ANNA, result.id, [{"role": "user", "content": "more"}])
 
 
+def test_work_is_kept_only_for_someone_with_an_account(team):
+    stranger = User("stranger", "Stranger")
+    with pytest.raises(ValidationError, match="no account 'stranger'"):
+        a_result(team, stranger)
+    with pytest.raises(ValidationError, match="no account"):
+        an_image(team, stranger)
+
+
 @pytest.mark.parametrize(
     "messages", [[], [{"role": "hacker", "content": "x"}], [{"role": "user", "content": 3}]]
 )

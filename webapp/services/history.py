@@ -112,6 +112,7 @@ class HistoryService:
         with self._store.session() as session:
             row = session.scalar(select(ImageRecord).where(ImageRecord.path == relative))
             if row is None:
+                _check_owner(session, user)
                 row = image_row(user.id, relative, "", recipe, created or self._clock())
                 session.add(row)
                 session.flush()
@@ -294,6 +295,7 @@ class HistoryService:
             updated=now,
         )
         with self._store.session() as session:
+            _check_owner(session, user)
             session.add(row)
             session.flush()
             return _text_item(row, user.display_name)
@@ -303,6 +305,11 @@ def _table(kind: str) -> Any:
     if kind not in KINDS:
         raise ValidationError("An item is an image or a text.", field="kind")
     return ImageRecord if kind == "image" else TextRecord
+
+
+def _check_owner(session: Session, user: User) -> None:
+    if session.get(Person, user.id) is None:
+        raise ValidationError(f"There is no account {user.id!r} to keep this for.", "owner")
 
 
 def _visible(session: Session, table: Any, item_id: int, user: User, kind: str) -> Any:
