@@ -101,3 +101,16 @@ def test_a_note_says_when_sign_in_with_accounts_is_off(env, monkeypatch, capsys)
     monkeypatch.setenv("ATELIER_AUTH_MODE", "none")
     code, _, err = users(monkeypatch, capsys, "add", "bob", stdin="a good password\n")
     assert code == 0 and "ATELIER_AUTH_MODE=none" in err
+
+
+def test_bench_history_reports_my_work_and_session_checks_beside_recent(
+    env, monkeypatch, capsys
+):
+    monkeypatch.setattr("webapp.bench.history.SESSION_CHECKS", 50)
+    monkeypatch.setattr("webapp.bench.history.SIGN_INS", 1)
+    assert main(["bench", "history", "--images", "30", "--repeats", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["page_items"] == 24 and result["images"] == 30
+    for figure in ("my_work_first_page_ms", "session_check_ms", "baseline_recent_first_call_ms"):
+        assert 0 < result[figure] < 5000
+    assert not (env / "data").exists()  # a throwaway data dir, not the configured one

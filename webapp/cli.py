@@ -293,8 +293,13 @@ def cmd_bench_studio(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_bench_history(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.bench.history import bench_history
+    from webapp.settings import PARSERS
 
-    print(json.dumps(bench_history(settings, args.images, args.repeats), indent=2))
+    try:
+        url = PARSERS["database_url"](args.database_url)
+    except ValueError as error:
+        raise AtelierError(f"--database-url is not allowed: use {error}.") from None
+    print(json.dumps(bench_history(settings, args.images, args.repeats, url), indent=2))
     return 0
 
 
@@ -393,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     history = bench_commands.add_parser("history", help="My work and session checks vs recent")
     history.add_argument("--images", type=int, default=10_000)
     history.add_argument("--repeats", type=int, default=20)
+    history.add_argument(
+        "--database-url", default="", help="a PostgreSQL server to use (a scratch schema there)"
+    )
     history.set_defaults(run=cmd_bench_history)
     return parser
 

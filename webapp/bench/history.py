@@ -1,21 +1,25 @@
 """`atelier bench history`: My work for a person with many stored images, and the session
 check every page rerun pays, beside today's recent-images listing of the same folder.
 
-Everything runs in a throwaway data dir with SQLite (the default store); nothing of the
-configured data dir or database is touched. Figures are medians over repeats.
+Everything runs in a throwaway data dir with SQLite (the default store), or with
+`--database-url` in a schema of its own on that PostgreSQL server, dropped afterwards;
+nothing of the configured data dir or database is touched. Figures are medians over repeats.
 """
 
 from __future__ import annotations
 
+import secrets
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from sqlalchemy import create_engine, text
 
 from webapp import image_store
 from webapp.errors import SignInFailed
@@ -28,7 +32,7 @@ from webapp.users import User
 
 WORDS = ("mug", "poster", "logo", "forest", "city", "portrait", "coffee", "robot")
 SESSION_CHECKS = 2000
-SIGN_INS = 5
+SIGN_INS = 9
 
 
 def _median_ms(work: Callable[[], Any], repeats: int) -> float:
@@ -50,10 +54,33 @@ def _fill(store: ImageStore, user: User, count: int) -> None:
         store.save(user, f"bench{index:05d}", 0, picture, f"{prompt}\nSeed: {index}", recipe)
 
 
-def bench_history(settings: Settings, images: int = 10_000, repeats: int = 20) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="atelier-bench-") as folder:
+@contextmanager
+def _scratch_database(url: str | None) -> Iterator[str | None]:
+    """None (SQLite in the throwaway data dir), or a fresh schema on the PostgreSQL server."""
+    if url is None:
+        yield None
+        return
+    schema = f"atelier_bench_{secrets.token_hex(6)}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+def bench_history(
+    settings: Settings, images: int = 10_000, repeats: int = 20, database_url: str | None = None
+) -> dict[str, Any]:
+    with (
+        tempfile.TemporaryDirectory(prefix="atelier-bench-") as folder,
+        _scratch_database(database_url) as scratch,
+    ):
         data_dir = Path(folder) / "data"
-        settings = replace(settings, data_dir=data_dir, database_url=None, auth_mode="accounts")
+        settings = replace(settings, data_dir=data_dir, database_url=scratch, auth_mode="accounts")
         person = User("bench-person", "bench-person")
         files = ImageStore(data_dir)
         _fill(files, person, images)
@@ -99,15 +126,17 @@ def bench_history(settings: Settings, images: int = 10_000, repeats: int = 20) -
             real.accounts.reset_password(
                 User("bench", "bench", is_admin=True), "bench-person", "the right password"
             )
-            wrong = _median_ms(lambda: _refused(real.accounts, "bench-person"), SIGN_INS)
-            unknown = _median_ms(lambda: _refused(real.accounts, "nobody-here"), SIGN_INS)
+            wrong, unknown = [], []  # alternating, so a busy moment hits both alike
+            for _ in range(SIGN_INS):
+                wrong.append(_median_ms(lambda: _refused(real.accounts, "bench-person"), 1))
+                unknown.append(_median_ms(lambda: _refused(real.accounts, "nobody-here"), 1))
         finally:
             team.close()
     return {
         "bench": "history",
         "images": images,
         "repeats": repeats,
-        "database": "sqlite (WAL), a throwaway data dir",
+        "database": "postgresql, a scratch schema" if database_url else "sqlite (WAL)",
         "first_start_import_s": round(first_start, 3),
         "my_work_first_page_cold_ms": round(cold_page * 1e3, 3),
         "my_work_first_page_ms": page,
@@ -118,8 +147,8 @@ def bench_history(settings: Settings, images: int = 10_000, repeats: int = 20) -
         "session_checks": SESSION_CHECKS,
         "baseline_recent_first_call_ms": recent_first,
         "baseline_recent_repeated_ms": recent_again,
-        "sign_in_wrong_password_ms": wrong,
-        "sign_in_unknown_name_ms": unknown,
+        "sign_in_wrong_password_ms": statistics.median(wrong),
+        "sign_in_unknown_name_ms": statistics.median(unknown),
         "targets": {"my_work_first_page_ms": 1000, "session_check_ms": 5},
     }
 
