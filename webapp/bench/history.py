@@ -22,11 +22,11 @@ from PIL import Image
 from sqlalchemy import create_engine, text
 
 from webapp import image_store
-from webapp.errors import SignInFailed
+from webapp.errors import AtelierError, SignInFailed
 from webapp.image_store import ImageStore
 from webapp.services.history import WorkQuery
 from webapp.services.team import build_team_services
-from webapp.settings import Settings
+from webapp.settings import PARSERS, Settings
 from webapp.store import open_store
 from webapp.users import User
 
@@ -73,11 +73,15 @@ def _scratch_database(url: str | None) -> Iterator[str | None]:
 
 
 def bench_history(
-    settings: Settings, images: int = 10_000, repeats: int = 20, database_url: str | None = None
+    settings: Settings, images: int = 10_000, repeats: int = 20, database_url: str = ""
 ) -> dict[str, Any]:
+    try:
+        server = PARSERS["database_url"](database_url)
+    except ValueError as error:
+        raise AtelierError(f"--database-url is not allowed: use {error}.") from None
     with (
         tempfile.TemporaryDirectory(prefix="atelier-bench-") as folder,
-        _scratch_database(database_url) as scratch,
+        _scratch_database(server) as scratch,
     ):
         data_dir = Path(folder) / "data"
         settings = replace(settings, data_dir=data_dir, database_url=scratch, auth_mode="accounts")
@@ -136,7 +140,7 @@ def bench_history(
         "bench": "history",
         "images": images,
         "repeats": repeats,
-        "database": "postgresql, a scratch schema" if database_url else "sqlite (WAL)",
+        "database": "postgresql, a scratch schema" if server else "sqlite (WAL)",
         "first_start_import_s": round(first_start, 3),
         "my_work_first_page_cold_ms": round(cold_page * 1e3, 3),
         "my_work_first_page_ms": page,
