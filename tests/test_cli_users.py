@@ -103,9 +103,7 @@ def test_a_note_says_when_sign_in_with_accounts_is_off(env, monkeypatch, capsys)
     assert code == 0 and "ATELIER_AUTH_MODE=none" in err
 
 
-def test_bench_history_reports_my_work_and_session_checks_beside_recent(
-    env, monkeypatch, capsys
-):
+def test_bench_history_reports_my_work_and_session_checks_beside_recent(env, monkeypatch, capsys):
     monkeypatch.setattr("webapp.bench.history.SESSION_CHECKS", 50)
     monkeypatch.setattr("webapp.bench.history.SIGN_INS", 1)
     assert main(["bench", "history", "--images", "30", "--repeats", "2"]) == 0
