@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from webapp.backends.llm import TextModel
+from webapp.device import cpu_has_bf16_matrix_units
 from webapp.errors import ModelLoadError, ValidationError
 from webapp.loader import ModelManager
 from webapp.registry import LiveRegistry
@@ -46,7 +47,8 @@ def test_get_loads_once_and_returns_the_resident_model(tiny_models_dir):
     assert manager.get("tiny-llm") is first
     assert calls == ["tiny-llm"]
     (stats,) = manager.stats()
-    assert (stats.name, stats.uses, stats.device, stats.dtype) == ("tiny-llm", 2, "cpu", "float32")
+    text_dtype = "bfloat16" if cpu_has_bf16_matrix_units() else "float32"
+    assert (stats.name, stats.uses, stats.device, stats.dtype) == ("tiny-llm", 2, "cpu", text_dtype)
     assert stats.bytes == 1 * MB
 
 

@@ -8,6 +8,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
+from webapp.device import cpu_has_bf16_matrix_units
 from webapp.engine import LoraWeight
 from webapp.services.images import ImageForm
 from webapp.testmodels import make_test_lora
@@ -101,7 +102,8 @@ def test_models_page_lists_models_and_loads_unloads_and_pins(app_env, tiny_model
     next(b for b in app.button if b.label == "Load").click().run()
     table = app.dataframe[0].value
     row = table[table["Name"] == "tiny-llm"].iloc[0]
-    assert row["Loaded"] == "yes" and row["Dtype"] == "float32"
+    text_dtype = "bfloat16" if cpu_has_bf16_matrix_units() else "float32"
+    assert row["Loaded"] == "yes" and row["Dtype"] == text_dtype
 
     next(b for b in app.button if b.label.startswith("Pin")).click().run()
     table = app.dataframe[0].value

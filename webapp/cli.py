@@ -10,6 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from webapp.cli_bench import add_bench_parser
 from webapp.cli_users import add_users_parser
 from webapp.errors import AtelierError
 from webapp.formatting import human_bytes
@@ -118,32 +119,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # frees its port, with no child left behind.
     os.chdir(APP_FILE.parent)
     os.execv(sys.executable, command)
-
-
-def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> int:
-    from webapp.bench.load import bench_load
-
-    print(json.dumps(bench_load(settings, args.model, args.warm_calls), indent=2))
-    return 0
-
-
-def cmd_bench_engine(settings: Settings, args: argparse.Namespace) -> int:
-    from webapp.bench.engine import bench_engine
-
-    result = bench_engine(
-        settings,
-        image_model=args.image_model or None,
-        text_model=args.text_model or None,
-        users=args.users,
-        size=args.size,
-        steps=args.steps,
-        text_users=args.text_users,
-        new_tokens=args.new_tokens,
-        repeats=args.repeats,
-        speedups=args.speedups,
-    )
-    print(json.dumps(result, indent=2))
-    return 0
 
 
 def cmd_text(settings: Settings, args: argparse.Namespace) -> int:
@@ -276,34 +251,6 @@ def _read_input_file(path: Path) -> str:
         raise AtelierError(f"Cannot read {path}: {error.strerror}.") from None
 
 
-def cmd_bench_text(settings: Settings, args: argparse.Namespace) -> int:
-    from webapp.bench.text import bench_text
-
-    print(
-        json.dumps(
-            bench_text(settings, args.model, args.new_tokens, args.repeats, APP_FILE), indent=2
-        )
-    )
-    return 0
-
-
-def cmd_bench_studio(settings: Settings, args: argparse.Namespace) -> int:
-    from webapp.bench.studio import bench_studio
-
-    print(
-        json.dumps(bench_studio(settings, args.model, args.steps, args.repeats, APP_FILE), indent=2)
-    )
-    return 0
-
-
-def cmd_bench_history(settings: Settings, args: argparse.Namespace) -> int:
-    from webapp.bench.history import bench_history
-
-    result = bench_history(settings, args.images, args.repeats, args.database_url)
-    print(json.dumps(result, indent=2))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="atelier", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -365,44 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_users_parser(commands)
 
-    bench = commands.add_parser("bench", help="benchmarks (JSON out)")
-    bench_commands = bench.add_subparsers(dest="bench_command", required=True)
-    load = bench_commands.add_parser("load", help="cold load and warm get() of one model")
-    load.add_argument("--model", required=True)
-    load.add_argument("--warm-calls", type=int, default=2000)
-    load.set_defaults(run=cmd_bench_load)
-    engine = bench_commands.add_parser("engine", help="the engine against plain libraries")
-    engine.add_argument("--image-model", default="tiny-sd", help="'' to skip images")
-    engine.add_argument("--text-model", default="tiny-llm", help="'' to skip text")
-    engine.add_argument("--users", type=int, default=8)
-    engine.add_argument("--size", type=int, default=512)
-    engine.add_argument("--steps", type=int, default=30)
-    engine.add_argument("--text-users", type=int, default=16)
-    engine.add_argument("--new-tokens", type=int, default=256)
-    engine.add_argument("--repeats", type=int, default=3)
-    engine.add_argument(
-        "--speedups", action="store_true", help="also measure channels_last and a compiled UNet"
-    )
-    engine.set_defaults(run=cmd_bench_engine)
-    text_bench = bench_commands.add_parser("text", help="a text tool via engine and page")
-    text_bench.add_argument("--model", default="smollm2-135m-instruct")
-    text_bench.add_argument("--new-tokens", type=int, default=64)
-    text_bench.add_argument("--repeats", type=int, default=3)
-    text_bench.set_defaults(run=cmd_bench_text)
-    studio = bench_commands.add_parser("studio", help="Image Studio page vs the engine")
-    studio.add_argument("--model", default="tiny-sd")
-    studio.add_argument(
-        "--steps", type=int, default=None, help="default: the model's steps for Balanced quality"
-    )
-    studio.add_argument("--repeats", type=int, default=5)
-    studio.set_defaults(run=cmd_bench_studio)
-    history = bench_commands.add_parser("history", help="My work and session checks vs recent")
-    history.add_argument("--images", type=int, default=10_000)
-    history.add_argument("--repeats", type=int, default=20)
-    history.add_argument(
-        "--database-url", default="", help="a PostgreSQL server to use (a scratch schema there)"
-    )
-    history.set_defaults(run=cmd_bench_history)
+    add_bench_parser(commands)
     return parser
 
 

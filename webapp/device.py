@@ -43,12 +43,24 @@ def resolve_device(settings: Settings) -> torch.device:
     return device
 
 
+def cpu_has_bf16_matrix_units() -> bool:
+    """True on CPUs with AMX tiles for bfloat16 (Intel Sapphire Rapids and later), where
+    language models run markedly faster in bfloat16; elsewhere bfloat16 is emulated."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in cpuinfo)
+    except OSError:
+        return False
+
+
 def dtype_for(kind: str, family: str, device: torch.device, settings: Settings) -> torch.dtype:
-    """fp32 on the CPU; on CUDA fp16 for diffusion (bf16 where a family needs it), bf16 for LLMs."""
+    """On the CPU fp32, but bf16 for language models where the CPU has bf16 matrix units;
+    on CUDA fp16 for diffusion (bf16 where a family needs it), bf16 for LLMs."""
     if settings.dtype != "auto":
         return DTYPES[settings.dtype]
     if device.type != "cuda":
-        return torch.float32
+        text = kind in ("text", "embedding")
+        return torch.bfloat16 if text and cpu_has_bf16_matrix_units() else torch.float32
     if kind == "image":
         return torch.bfloat16 if family in DIFFUSION_FAMILIES_NEEDING_BF16 else torch.float16
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -1,99 +1,116 @@
-"""`atelier bench text`: a text tool's speed through the engine and through the page, beside
-plain `model.generate` on the same prompt, in one run (baseline and the two paths alternate)."""
+"""`atelier bench text`: text through the engine beside plain `generate`, each system in a
+fresh process, rounds in rotated order: one stream and several people at once, first
+tokens timed from submission, and the app's real path (a text tool through its page)."""
 
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from webapp.services import build_services
+from webapp.bench.fresh import run_fresh
 from webapp.settings import Settings
-from webapp.ui.page_bench import text_tool_through_page
-from webapp.users import local_user
-
-TOOL = "summarise"
-TEXT = (
-    "The quarterly meeting moved to Tuesday at 10. Anna will book the large room and order "
-    "lunch for twelve people. Ben sends the agenda by Monday noon; it covers the spring "
-    "campaign, the new supplier contract and the hiring plan for the support team."
-)
-
-
-def _plain_generate(text_model, messages, new_tokens: int) -> tuple[int, float]:
-    tokenizer = text_model.tokenizer
-    inputs = tokenizer.apply_chat_template(
-        [vars(m) for m in messages],
-        add_generation_prompt=True,
-        return_tensors="pt",
-        return_dict=True,
-    ).to(text_model.model.device)
-    started = time.perf_counter()
-    with torch.inference_mode():
-        output = text_model.model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False)
-    seconds = time.perf_counter() - started
-    return output.shape[1] - inputs["input_ids"].shape[1], seconds
-
-
-def _through_engine(services, user, model: str, new_tokens: int) -> tuple[int, float, float]:
-    started = time.perf_counter()
-    run = services.text.run_tool(
-        TOOL, {"text": TEXT}, user, model=model, seed=0, temperature=0.0, max_new_tokens=new_tokens
-    )
-    stream = run.jobs[0].stream()
-    next(stream, None)
-    first = time.perf_counter() - started
-    for _ in stream:
-        pass
-    result = run.jobs[0].result()
-    return result.tokens, time.perf_counter() - started, first
 
 
 def bench_text(
-    settings: Settings, model: str, new_tokens: int, repeats: int, app_file: Path
+    settings: Settings,
+    model: str,
+    users: int,
+    new_tokens: int,
+    repeats: int,
+    app_file: Path,
+    compare_tree: Path | None = None,
+    continuous_batching: bool = False,
 ) -> dict[str, Any]:
-    services = build_services(settings)
-    user = local_user(settings)
-    plain, engine, page, first_token = [], [], [], []
-    try:
-        run = services.text.run_tool(
-            TOOL,
-            {"text": TEXT},
-            user,
-            model=model,
-            seed=0,
-            temperature=0.0,
-            max_new_tokens=new_tokens,
-        )
-        messages = run.messages
-        run.jobs[0].result(600)  # warm-up
-        text_tool_through_page(app_file, TOOL, TEXT, model, 4)  # warm-up: the page's engine
-        for _ in range(repeats):
-            with services.manager.use(model) as text_model:
-                tokens, seconds = _plain_generate(text_model, messages, new_tokens)
-            plain.append(tokens / seconds)
-            tokens, seconds, first = _through_engine(services, user, model, new_tokens)
-            engine.append(tokens / seconds)
-            first_token.append(first)
-            tokens, seconds = text_tool_through_page(app_file, TOOL, TEXT, model, new_tokens)
-            page.append(tokens / seconds)
-    finally:
-        services.close()
-    median = statistics.median
-    return {
+    arguments = {
+        "models_dir": str(settings.models_dir),
+        "library_dir": str(settings.library_dir),
+        "device": settings.device,
+        "dtype": settings.dtype,
+        "model": model,
+        "users": users,
+        "new_tokens": new_tokens,
+        "app_file": str(app_file),
+    }
+    systems = [("generate", "generate_text", None), ("engine", "engine_text", None)]
+    if compare_tree is not None:
+        systems.append(("engine_before", "engine_text", compare_tree))
+    if continuous_batching:
+        systems.append(("transformers_cb", "continuous_batching_text", None))
+    systems.append(("page", "page_text", None))
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in systems}
+    for repeat in range(repeats):
+        turn = systems[repeat % len(systems) :] + systems[: repeat % len(systems)]
+        for name, system, tree in turn:
+            rounds[name].append(run_fresh(system, arguments, tree))
+    median = {name: _medians(figures) for name, figures in rounds.items()}
+    result: dict[str, Any] = {
         "bench": "text",
         "model": model,
-        "tool": TOOL,
+        "users": users,
         "new_tokens": new_tokens,
         "repeats": repeats,
-        "device": str(services.device),
-        "baseline_generate_tok_s": round(median(plain), 2),
-        "engine_tok_s": round(median(engine), 2),
-        "page_tok_s": round(median(page), 2),
-        "engine_first_token_s": round(median(first_token), 3),
-        "engine_ratio_to_generate": round(median(engine) / median(plain), 3),
-        "page_ratio_to_generate": round(median(page) / median(plain), 3),
+        "each_system_in_a_fresh_process": True,
+        **{
+            f"{name}_{key}": value
+            for name, figures in median.items()
+            for key, value in figures.items()
+        },
+    }
+    result.update(_ratios(median))
+    return result
+
+
+def _medians(figures: list[dict[str, Any]]) -> dict[str, float]:
+    return {key: round(statistics.median(f[key] for f in figures), 4) for key in figures[0]}
+
+
+def _ratios(median: dict[str, dict[str, float]]) -> dict[str, float]:
+    plain, engine = median["generate"], median["engine"]
+    ratios = {
+        "single_ratio_engine_over_generate": engine["single_tok_s"] / plain["single_tok_s"],
+        "batch_ratio_engine_over_static_batch": engine["batch_tok_s"] / plain["batch_tok_s"],
+        "page_ratio_over_generate": median["page"]["page_tok_s"] / plain["single_tok_s"],
+    }
+    if "transformers_cb" in median:
+        cb = median["transformers_cb"]
+        ratios["single_ratio_engine_over_transformers_cb"] = (
+            engine["single_tok_s"] / cb["single_tok_s"]
+        )
+        ratios["batch_ratio_engine_over_transformers_cb"] = (
+            engine["batch_tok_s"] / cb["batch_tok_s"]
+        )
+    if "engine_before" in median:
+        before = median["engine_before"]
+        ratios["single_ratio_engine_over_before"] = engine["single_tok_s"] / before["single_tok_s"]
+        ratios["batch_ratio_engine_over_before"] = engine["batch_tok_s"] / before["batch_tok_s"]
+    return {key: round(value, 3) for key, value in ratios.items()}
+
+
+def bench_dtype(settings: Settings, model: str, new_tokens: int) -> dict[str, Any]:
+    """Every text tool's greedy answer in float32 and in bfloat16: how many tokens agree."""
+    arguments = {
+        "models_dir": str(settings.models_dir),
+        "library_dir": str(settings.library_dir),
+        "device": settings.device,
+        "model": model,
+        "new_tokens": new_tokens,
+    }
+    full = run_fresh("golden_text", {**arguments, "dtype": "float32"})["answers"]
+    half = run_fresh("golden_text", {**arguments, "dtype": "bfloat16"})["answers"]
+    tools = {}
+    for tool, reference in full.items():
+        other = half[tool]
+        same = next(
+            (i for i, (a, b) in enumerate(zip(reference, other, strict=False)) if a != b),
+            min(len(reference), len(other)),
+        )
+        tools[tool] = {"tokens": len(reference), "first_tokens_equal": same}
+    return {
+        "bench": "dtype",
+        "model": model,
+        "new_tokens": new_tokens,
+        "tools": tools,
+        "identical_answers": sum(full[t] == half[t] for t in full),
+        "of": len(full),
     }

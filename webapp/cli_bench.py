@@ -1,0 +1,157 @@
+"""`atelier bench …`: benchmarks, JSON out. Every figure sits beside its baseline measured
+in the same run; the engine and text benches run each system in a fresh process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from webapp.settings import Settings
+
+APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
+
+
+def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.load import bench_load
+
+    print(json.dumps(bench_load(settings, args.model, args.warm_calls), indent=2))
+    return 0
+
+
+def cmd_bench_engine(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.engine import EngineBench, bench_engine
+
+    bench = EngineBench(
+        image_model=args.image_model or None,
+        text_model=args.text_model or None,
+        users=args.users,
+        size=args.size,
+        steps=args.steps,
+        text_users=args.text_users,
+        new_tokens=args.new_tokens,
+        repeats=args.repeats,
+        speedups=args.speedups,
+        mixed=args.mixed,
+        mixed_text_users=args.mixed_text_users,
+        compare_tree=Path(args.compare_tree) if args.compare_tree else None,
+    )
+    print(json.dumps(bench_engine(settings, bench), indent=2))
+    return 0
+
+
+def cmd_bench_text(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.text import bench_text
+
+    compare = Path(args.compare_tree) if args.compare_tree else None
+    figures = bench_text(
+        settings,
+        args.model,
+        args.users,
+        args.new_tokens,
+        args.repeats,
+        APP_FILE,
+        compare,
+        args.continuous_batching,
+    )
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+def cmd_bench_dtype(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.text import bench_dtype
+
+    print(json.dumps(bench_dtype(settings, args.model, args.new_tokens), indent=2))
+    return 0
+
+
+def cmd_bench_studio(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.studio import bench_studio
+
+    figures = bench_studio(settings, args.model, args.steps, args.repeats, APP_FILE)
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+def cmd_bench_history(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.history import bench_history
+
+    result = bench_history(settings, args.images, args.repeats, args.database_url)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _compare_tree(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compare-tree",
+        help="also run the engine of another checkout (e.g. the last release), side by side",
+    )
+
+
+def add_bench_parser(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="benchmarks (JSON out)")
+    bench_commands = bench.add_subparsers(dest="bench_command", required=True)
+
+    load = bench_commands.add_parser("load", help="cold load and warm get() of one model")
+    load.add_argument("--model", required=True)
+    load.add_argument("--warm-calls", type=int, default=2000)
+    load.set_defaults(run=cmd_bench_load)
+
+    engine = bench_commands.add_parser(
+        "engine", help="the engine against plain libraries, each in a fresh process"
+    )
+    engine.add_argument("--image-model", default="tiny-sd", help="'' to skip images")
+    engine.add_argument("--text-model", default="tiny-llm", help="'' to skip text")
+    engine.add_argument("--users", type=int, default=8)
+    engine.add_argument("--size", type=int, default=512)
+    engine.add_argument("--steps", type=int, default=30)
+    engine.add_argument("--text-users", type=int, default=16)
+    engine.add_argument("--new-tokens", type=int, default=256)
+    engine.add_argument("--repeats", type=int, default=3)
+    engine.add_argument(
+        "--speedups", action="store_true", help="also measure channels_last and a compiled UNet"
+    )
+    engine.add_argument(
+        "--mixed", action="store_true", help="also text streams while images are made"
+    )
+    engine.add_argument("--mixed-text-users", type=int, default=4)
+    _compare_tree(engine)
+    engine.set_defaults(run=cmd_bench_engine)
+
+    text = bench_commands.add_parser(
+        "text", help="text via the engine and the page vs generate, each in a fresh process"
+    )
+    text.add_argument("--model", default="smollm2-135m-instruct")
+    text.add_argument("--users", type=int, default=8)
+    text.add_argument("--new-tokens", type=int, default=128)
+    text.add_argument("--repeats", type=int, default=3)
+    _compare_tree(text)
+    text.add_argument(
+        "--continuous-batching",
+        action="store_true",
+        help="also transformers' own continuous-batching manager (slow on a CPU)",
+    )
+    text.set_defaults(run=cmd_bench_text)
+
+    dtype = bench_commands.add_parser(
+        "dtype", help="the text tools' answers in float32 and bfloat16, side by side"
+    )
+    dtype.add_argument("--model", default="smollm2-135m-instruct")
+    dtype.add_argument("--new-tokens", type=int, default=64)
+    dtype.set_defaults(run=cmd_bench_dtype)
+
+    studio = bench_commands.add_parser("studio", help="Image Studio page vs the engine")
+    studio.add_argument("--model", default="tiny-sd")
+    studio.add_argument(
+        "--steps", type=int, default=None, help="default: the model's steps for Balanced quality"
+    )
+    studio.add_argument("--repeats", type=int, default=5)
+    studio.set_defaults(run=cmd_bench_studio)
+
+    history = bench_commands.add_parser("history", help="My work and session checks vs recent")
+    history.add_argument("--images", type=int, default=10_000)
+    history.add_argument("--repeats", type=int, default=20)
+    history.add_argument(
+        "--database-url", default="", help="a PostgreSQL server to use (a scratch schema there)"
+    )
+    history.set_defaults(run=cmd_bench_history)
