@@ -357,17 +357,24 @@ def test_prompt_longer_than_the_text_encoder_says_which_words_were_dropped(studi
     assert run.dropped_words.lower().endswith("unique ending")
 
 
-def test_a_failed_job_saves_nothing(studio, monkeypatch):
-    from webapp.engine.jobs import JobStatus
-
+def test_a_failed_job_saves_nothing(studio_models, make_services):
+    unet = next((studio_models / "tiny-sd" / "unet").glob("*.safetensors"))
+    unet.write_bytes(unet.read_bytes()[:100])  # the model cannot load
+    studio = make_services(studio_models)
     run = studio.images.generate(ImageForm("a failing picture", model="tiny-sd"), ADA)
-    run.job.result(60)
-    run.job.status = JobStatus.FAILED
-    run.job.error = "injected"
-    with pytest.raises(JobFailed):
-        studio.images.finish(run, ADA)
+    with pytest.raises(JobFailed, match="could not be loaded"):
+        studio.images.finish(run, ADA, timeout=60)
     assert run.stored is None
     assert not list(studio.images.store.folder_of(ADA).glob("*.png"))
+
+
+def test_finished_images_are_stored_even_if_nobody_waits_and_leave_the_job(studio):
+    run = studio.images.generate(ImageForm("a lighthouse", model="tiny-sd", seed=3), ADA)
+    run.job.result(60)  # the page that asked has gone: nobody calls finish
+    studio.saver.close()  # writes what is pending
+    (saved,) = studio.images.store.folder_of(ADA).glob("*.png")
+    assert read_recipe(saved)[1]["request"]["seed"] == 3
+    assert run.job.result().images == []  # the finished job holds no pictures
 
 
 def test_stored_images_of_another_person_are_out_of_reach(studio):

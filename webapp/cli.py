@@ -24,7 +24,7 @@ APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
 def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.services import build_services
 
-    services = build_services(settings)
+    services = build_services(settings, client="cli")
     try:
         report = services.system.doctor()
     finally:
@@ -124,7 +124,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_text(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.services import build_services
 
-    services = build_services(settings)
+    services = build_services(settings, client="cli")
     text = services.text
     user = local_user(settings)  # the terminal is the local user, as the browser is
     try:
@@ -176,7 +176,7 @@ def cmd_image(settings: Settings, args: argparse.Namespace) -> int:
         width=width,
         height=height,
     )
-    services = build_services(settings)
+    services = build_services(settings, client="cli")
     user = local_user(settings)
     try:
         run = services.images.generate(form, user)

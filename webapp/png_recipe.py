@@ -61,10 +61,11 @@ def parse_a1111(text: str) -> dict[str, Any]:
     return {"prompt": "\n".join(prompt_lines), "negative_prompt": negative, **settings}
 
 
-def recipe_of(request: ImageRequest, seed: int, style: str | None) -> dict[str, Any]:
+def recipe_of(request: ImageRequest, seed: int) -> dict[str, Any]:
     fields = asdict(request)
     fields.pop("init_image")
     fields.pop("mask")
+    style = fields.pop("style")
     return {
         "request": {**fields, "seed": seed, "num_images": 1},
         "style": style,

@@ -25,12 +25,11 @@ def bench_studio(
     settings: Settings, model: str, steps: int | None, repeats: int, app_file: Path
 ) -> dict[str, Any]:
     """Steps None: the page's automatic steps (the default quality), as a person gets them."""
-    from webapp.services import build_services
     from webapp.ui.resources import get_services
 
-    # The page's own engine (its cached resource's) is the one measured on every path.
+    # The page's own services (its cached resource's) are measured on every path.
     image_through_page(app_file, model, PROMPT, steps, seed=1, stock_wait=True)  # loads it
-    services = build_services(settings, engine=get_services().engine)
+    services = get_services()
     user = local_user(settings)
     seconds: dict[str, list[float]] = {"engine": [], "page": [], "polled": [], "stock": []}
 

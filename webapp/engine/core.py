@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SubmitCheck = Callable[[Any, User, list[Job]], None]
+
 KEEP_FINISHED = 200  # finished jobs kept for the Queue page
 WORKER_CALL_SECONDS = 600  # the longest a page waits for a load on the worker
 OOM_MESSAGE = (
@@ -61,6 +63,8 @@ class Engine:
         self._running: dict[str, list[Job]] = {}
         self._seconds_per_job: dict[str, float] = {}
         self._calls: deque[tuple[Callable[[], Any], Future]] = deque()
+        self._submit_checks: list[SubmitCheck] = []
+        self._end_listeners: list[Callable[[Job], None]] = []
         self._turn = 0  # which lane the worker looks at first, in rotation
         self._nested = False
         self._stopping = False
@@ -75,15 +79,37 @@ class Engine:
         self._worker.start()
         return self
 
+    def add_submit_check(self, check: SubmitCheck) -> None:
+        """`check(request, user, their_unfinished_jobs)` runs at every submit and may refuse
+        with an AtelierError (a quota, say)."""
+        self._submit_checks.append(check)
+
+    def add_end_listener(self, listener: Callable[[Job], None]) -> None:
+        """`listener(job)` is called once when any job ends (done, failed or cancelled), in
+        the thread that ended it: keep it quick, hand slow work to a thread of its own."""
+        self._end_listeners.append(listener)
+
     # -- jobs: the public face -------------------------------------------------------------
 
-    def submit(self, request: Any, user: User) -> Job:
-        """Queue a request for `user`; raises ValidationError, ModelNotFound or QueueFull."""
+    def submit(self, request: Any, user: User, client: str = "page") -> Job:
+        """Queue a request for `user`; raises ValidationError, ModelNotFound, QueueFull or
+        what a submit check raises (QuotaExceeded)."""
         lane = self._lanes.get(request.kind)
         if lane is None:
             raise AtelierError(f"This engine does not run {request.kind} jobs.")
         request.check()
-        job = Job(request=request, user=user, kind=request.kind, _cancel=self.cancel)
+        for check in self._submit_checks:
+            with self._lock:
+                theirs = [j for j in self._jobs.values() if j.user.id == user.id and not j.finished]
+            check(request, user, theirs)
+        job = Job(
+            request=request,
+            user=user,
+            kind=request.kind,
+            client=client,
+            _cancel=self.cancel,
+            _ended=self._job_ended,
+        )
         lane.admit(request, job)
         with self._lock:
             if self._stopping:
@@ -146,6 +172,13 @@ class Engine:
             self._lock.notify_all()
         if self._worker.is_alive():
             self._worker.join(timeout)
+
+    def _job_ended(self, job: Job) -> None:
+        for listener in self._end_listeners:
+            try:
+                listener(job)
+            except Exception:  # a listener's fault never reaches the job or the worker
+                log.exception("a job-end listener failed for %s", job.id)
 
     # -- models: asked of the worker, the only thread that loads them -----------------------
 

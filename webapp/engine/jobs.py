@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -66,6 +66,7 @@ class Job:
     request: Any
     user: User
     kind: str  # the lane that runs it: image | text
+    client: str = "page"  # where it came from: page | cli | api
     id: str = field(default_factory=lambda: f"job-{uuid.uuid4().hex[:12]}")
     submitted_at: float = field(default_factory=time.time)
     started_at: float | None = None
@@ -83,6 +84,7 @@ class Job:
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _cancel: Callable[[Job, User], bool] | None = field(default=None, repr=False)
+    _ended: Callable[[Job], None] | None = field(default=None, repr=False)
     # Filled in by the engine when asked: place in the queue and estimated seconds to finish.
     position: int | None = None
     eta_seconds: float | None = None
@@ -153,5 +155,14 @@ class Job:
             self.position = None
             self.eta_seconds = 0.0
             self._changed.notify_all()
+        # Listeners first, so that whoever waits for the job finds their work started.
+        if self._ended is not None:
+            self._ended(self)
         self._done.set()
         return True
+
+    def release_images(self) -> None:
+        """Drop a finished image job's pictures once they are stored elsewhere: finished
+        jobs stay listed for a while, and their images would fill the memory."""
+        if isinstance(self._result, ImageResult):
+            self._result = replace(self._result, images=[])

@@ -69,6 +69,8 @@ class ImageRequest:
     strength: float = 0.75
     mask: Any = field(default=None, compare=False)
     loras: tuple[LoraWeight, ...] = ()
+    # The style preset the prompt was made with, for the recipe (the prompt has it applied).
+    style: str | None = None
 
     @property
     def mode(self) -> str:

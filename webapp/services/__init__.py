@@ -5,10 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from webapp.engine import Engine
+from webapp.image_store import ImageStore
+from webapp.services.accounts import AccountsService
+from webapp.services.audit import AuditService
+from webapp.services.history import HistoryService
+from webapp.services.image_saving import ImageSaver
 from webapp.services.images import ImageService
+from webapp.services.job_audit import check_quota, record_job_end
 from webapp.services.jobs import JobService
 from webapp.services.models import ModelService
 from webapp.services.system import SystemService
+from webapp.services.team import TeamServices, build_team_services
 from webapp.services.text import TextService
 from webapp.settings import Settings
 
@@ -17,29 +24,56 @@ from webapp.settings import Settings
 class Services:
     settings: Settings
     engine: Engine
+    team: TeamServices
     jobs: JobService
     images: ImageService
     models: ModelService
     system: SystemService
     text: TextService
+    saver: ImageSaver
+
+    @property
+    def accounts(self) -> AccountsService:
+        return self.team.accounts
+
+    @property
+    def history(self) -> HistoryService:
+        return self.team.history
+
+    @property
+    def audit(self) -> AuditService:
+        return self.team.audit
 
     def close(self) -> None:
-        """Stop the engine (cancelling what runs) and unload its models."""
+        """Stop the engine (cancelling what runs), write what finished, close the store."""
         self.engine.shutdown()
+        self.saver.close()
+        self.team.close()
 
 
-def build_services(settings: Settings, engine: Engine | None = None) -> Services:
-    """Every service, around one engine: the one given, or a new one these services own."""
+def build_services(
+    settings: Settings, engine: Engine | None = None, client: str = "page"
+) -> Services:
+    """Every service, around one engine (the one given, or a new one these services own)
+    and the store: every job is audited when it ends, quotas are checked at submit, and
+    finished pictures are stored at once."""
+    team = build_team_services(settings, client=client)
     if engine is None:
         from webapp.engine.factory import build_engine
 
         engine = build_engine(settings)
+    saver = ImageSaver(ImageStore(settings.data_dir), team.history)
+    engine.add_end_listener(saver.job_ended)
+    engine.add_end_listener(record_job_end(team.audit))
+    engine.add_submit_check(check_quota(team.audit))
     return Services(
         settings=settings,
         engine=engine,
+        team=team,
         jobs=JobService(engine),
-        images=ImageService(settings, engine),
+        images=ImageService(settings, engine, saver),
         models=ModelService(engine),
         system=SystemService(settings, engine),
         text=TextService(settings, engine),
+        saver=saver,
     )

@@ -30,9 +30,9 @@ from webapp.image_presets import (
     load_styles,
     uses_lcm,
 )
-from webapp.image_store import ImageStore, StoredImage
-from webapp.png_recipe import a1111_parameters, recipe_of
+from webapp.image_store import StoredImage
 from webapp.registry import ModelEntry, lora_names
+from webapp.services.image_saving import ImageSaver
 from webapp.settings import Settings
 from webapp.text_tools import clean_text
 from webapp.uploads import decode_upload
@@ -89,10 +89,11 @@ class ImageRun:
 
 
 class ImageService:
-    def __init__(self, settings: Settings, engine: Engine):
+    def __init__(self, settings: Settings, engine: Engine, saver: ImageSaver):
         self._settings = settings
         self._engine = engine
-        self.store = ImageStore(settings.data_dir)
+        self._saver = saver
+        self.store = saver.store
 
     # -- what there is --------------------------------------------------------------------
 
@@ -192,6 +193,7 @@ class ImageService:
             strength=form.strength,
             mask=mask,
             loras=tuple(loras),
+            style=style.id if style else None,
         )
         request.check()
         self._check_memory(request)
@@ -209,25 +211,11 @@ class ImageService:
         return run
 
     def finish(self, run: ImageRun, user: User, timeout: float | None = None) -> list[StoredImage]:
-        """Wait for the job and store its images with their recipes (once)."""
+        """Wait for the job and for its images, stored with their recipes as it ended."""
         if run.stored is None:
+            run.stored = self._saver.saved(run.job, timeout)
             result: ImageResult = run.job.result(timeout)
-            flagged = result.flagged or [False] * len(result.images)
-            run.blacked_out = sum(flagged)
-            run.stored = [  # a blacked-out image is not kept
-                self.store.save(
-                    user,
-                    run.job.id,
-                    index,
-                    image,
-                    a1111_parameters(run.request, seed),
-                    recipe_of(run.request, seed, run.style),
-                )
-                for index, (image, seed, flag) in enumerate(
-                    zip(result.images, result.seeds, flagged, strict=True)
-                )
-                if not flag
-            ]
+            run.blacked_out = sum(result.flagged)
         return run.stored
 
     # -- the steps' details ------------------------------------------------------------------
