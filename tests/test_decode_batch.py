@@ -21,8 +21,8 @@ def prompt(tiny_llm, words: str) -> list[int]:
     return DecodeBatch(tiny_llm).prompt_ids([{"role": "user", "content": words}])
 
 
-def sequence(tiny_llm, key, words, new_tokens=12, temperature=0.0, seed=0, stop=()):
-    sampling = Sampling(new_tokens, temperature, 0.9, seed, stop)
+def sequence(tiny_llm, key, words, new_tokens=12, temperature=0.0, seed=0, stop=(), penalty=1.0):
+    sampling = Sampling(new_tokens, temperature, 0.9, seed, stop, penalty)
     return Sequence(key=key, prompt_ids=prompt(tiny_llm, words), sampling=sampling)
 
 
@@ -103,3 +103,18 @@ def test_greedy_decoding_matches_plain_generate_past_the_cache_room(tiny_llm):
     eos = tiny_llm.model.generation_config.eos_token_id
     assert done["long"].generated == [t for t in plain if t != eos][: len(done["long"].generated)]
     assert len(done["long"].generated) == MIN_ROOM + 40 or done["long"].finish_reason == "eos"
+
+
+def test_the_repetition_penalty_is_the_one_transformers_applies(tiny_llm):
+    words = "say it again and again and again"
+    ids = prompt(tiny_llm, words)
+    batch = DecodeBatch(tiny_llm)
+    batch.add([sequence(tiny_llm, "p", words, 24, penalty=1.3), sequence(tiny_llm, "q", "x", 24)])
+    done = run_until_done(batch)
+    with torch.inference_mode():
+        plain = tiny_llm.model.generate(
+            torch.tensor([ids]), max_new_tokens=24, do_sample=False, repetition_penalty=1.3
+        )[0, len(ids) :].tolist()
+    eos = tiny_llm.model.generation_config.eos_token_id
+    assert done["p"].generated == [t for t in plain if t != eos][: len(done["p"].generated)]
+    assert done["p"].generated != alone(tiny_llm, words, 24).generated  # it changed something

@@ -30,6 +30,9 @@ class Sampling:
     top_p: float
     seed: int
     stop: tuple[str, ...] = ()
+    # Above 1, tokens already in the prompt or the answer become less likely (small models
+    # otherwise loop on one sentence).
+    repetition_penalty: float = 1.0
 
 
 @dataclass
@@ -181,6 +184,7 @@ class DecodeBatch:
         self._accept(self.sequences, logits)
 
     def _accept(self, sequences: list[Sequence], logits: torch.Tensor) -> None:
+        _penalize_repeats(sequences, logits)
         greedy = logits.argmax(dim=-1).tolist()  # one device sync for every greedy row
         for sequence, row, best in zip(sequences, logits, greedy, strict=True):
             if sequence.finished:
@@ -255,6 +259,20 @@ def _pad_left(tensor: torch.Tensor, length: int, dim: int = -2) -> torch.Tensor:
     shape = list(tensor.shape)
     shape[dim] = missing
     return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def _penalize_repeats(sequences: list[Sequence], logits: torch.Tensor) -> None:
+    """The repetition penalty as transformers applies it: a token already seen has its
+    score divided by the penalty (multiplied, when negative)."""
+    for row, sequence in enumerate(sequences):
+        penalty = sequence.sampling.repetition_penalty
+        if penalty == 1.0 or sequence.finished:
+            continue
+        seen = torch.tensor(
+            sorted({*sequence.prompt_ids, *sequence.generated}), device=logits.device
+        )
+        scores = logits[row, seen]
+        logits[row, seen] = torch.where(scores > 0, scores / penalty, scores * penalty)
 
 
 class SamplingError(ValueError):

@@ -148,6 +148,7 @@ class TextRequest:
     top_p: float = 0.9
     seed: int = 0
     stop: tuple[str, ...] = ()
+    repetition_penalty: float = 1.0
     # What the Queue page calls the job (a tool's name); the last message otherwise.
     title: str = ""
 
@@ -179,4 +180,9 @@ class TextRequest:
             )
         if not 0 < self.top_p <= 1:
             raise ValidationError(f"Top-p {self.top_p} must be above 0, at most 1.", field="top_p")
+        if not 1 <= self.repetition_penalty <= 2:
+            raise ValidationError(
+                f"Repetition penalty {self.repetition_penalty} must be between 1 and 2.",
+                field="repetition_penalty",
+            )
         check_seed(self.seed)

@@ -174,6 +174,7 @@ class _Session:
             request.top_p,
             request.seed,
             request.stop,
+            request.repetition_penalty,
         )
         return Sequence(key=job.id, prompt_ids=list(job.prompt_ids), sampling=sampling)
 
