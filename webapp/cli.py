@@ -51,7 +51,7 @@ def cmd_models_list(settings: Settings, args: argparse.Namespace) -> int:
             "status": e.status,
             "problem": e.problem,
         }
-        for e in registry
+        for e in registry.listing()
     ]
     if args.json:
         print(json.dumps({"models": rows, "problems": list(registry.problems)}, indent=2))

@@ -110,11 +110,11 @@ class SystemService:
                     f"into the models dir, or set {env_name('safety_checker')}=false.",
                 )
             )
-        for entry in registry:
+        for entry in registry.listing():
             if not entry.ready:
                 checks.append(
                     Check(
-                        f"model {entry.name}",
+                        f"{'LoRA' if entry.kind == 'lora' else 'model'} {entry.name}",
                         False,
                         entry.problem or entry.status,
                         "Fix or remove the files, then rescan.",
