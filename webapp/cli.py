@@ -14,6 +14,7 @@ from webapp.errors import AtelierError
 from webapp.formatting import human_bytes
 from webapp.settings import Settings, load_settings
 from webapp.users import local_user
+from webapp.versions import require_safe_versions
 
 APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
 
@@ -387,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.run is not cmd_doctor:  # doctor shows the failed checks instead
+            require_safe_versions()
         settings = load_settings()
         return args.run(settings, args)
     except AtelierError as error:

@@ -16,6 +16,7 @@ from webapp.loader import ModelManager
 from webapp.registry import LiveRegistry
 from webapp.settings import Settings, env_name
 from webapp.text_tools import load_library
+from webapp.versions import version_checks
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class SystemService:
             },
         }
         checks = [
+            *(Check(c.name, c.ok, c.detail, c.advice) for c in version_checks()),
             self._models_dir_check(),
             _writable_check(self._settings.data_dir),
             self._default_model_check(),
