@@ -3,9 +3,11 @@
 import streamlit as st
 
 from webapp.errors import SettingsError
+from webapp.offline import use_offline_environment
 from webapp.ui.resources import get_services, get_settings
 from webapp.ui.session import current_user
 
+use_offline_environment()  # before any model library is imported
 # An emoji icon: Streamlit draws it as a data: image. A :material: icon would be fetched
 # from fonts.gstatic.com, an outside request on every page load (and refused by the CSP).
 st.set_page_config(page_title="Atelier", page_icon="🎨", layout="wide")
@@ -43,6 +45,6 @@ except SettingsError as error:
     cannot_start(error)
 with st.sidebar:
     st.caption(f"Signed in as **{user.display_name}**" + (" (admin)" if user.is_admin else ""))
-    st.caption(f"Device: `{services.device}`")
+    st.caption(f"Device: `{services.engine.device}`")
 
 navigation.run()

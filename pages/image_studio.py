@@ -224,7 +224,10 @@ with result_column:
         )
     else:
         for warning in run.warnings:
-            st.warning(warning, icon=":material/content_cut:")
+            st.caption(f":material/content_cut: {warning}")
+        if run.dropped_words:
+            with st.expander("Words left out"):
+                st.text(run.dropped_words)  # the person's words, as plain text
 
         follow_job(run.job, cancel)
         if run.job.status == "done":

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import create_engine, text
 
 from webapp.embedded import DEFAULT_TEXT_MODEL, prepare_default_model
+from webapp.offline import use_offline_environment
 from webapp.services import build_services
-from webapp.settings import Settings
+from webapp.services.team import build_team_services
+from webapp.settings import Settings, load_settings
 from webapp.testmodels import make_test_models
 from webapp.users import User
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOG = REPO / "models" / "catalog.toml"
+NO_CONFIG = Path("/nonexistent/atelier.toml")
+
+
+def pytest_configure(config):
+    use_offline_environment()
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +95,102 @@ def admin() -> User:
 @pytest.fixture
 def member() -> User:
     return User(id="bob", display_name="Bob", is_admin=False)
+
+
+# -- storage: SQLite and a real PostgreSQL -------------------------------------------------
+
+POSTGRES_URL_ENV = "ATELIER_TEST_POSTGRES_URL"
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # tests only
+
+
+class FakeClock:
+    """A clock the test moves: `clock()` is now; `clock.advance(minutes=5)` moves it."""
+
+    def __init__(self, start: datetime | None = None):
+        self.now = start or datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of the PostgreSQL server CI starts (.ci/postgres); skipped loudly without
+    one, unless ATELIER_REQUIRE_POSTGRES makes that a failure."""
+    raw = os.environ.get(POSTGRES_URL_ENV)
+    reason = None
+    if not raw:
+        reason = f'{POSTGRES_URL_ENV} is not set (start one: eval "$(.ci/postgres start)")'
+    else:
+        url = load_settings({"ATELIER_DATABASE_URL": raw}, NO_CONFIG).database_url
+        engine = create_engine(url)
+        try:
+            with engine.connect():
+                pass
+        except Exception as error:
+            reason = f"cannot reach {POSTGRES_URL_ENV}: {type(error).__name__}: {error}"
+        finally:
+            engine.dispose()
+    if reason:
+        if os.environ.get("ATELIER_REQUIRE_POSTGRES"):
+            pytest.fail(f"ATELIER_REQUIRE_POSTGRES is set but {reason}")
+        pytest.skip(f"POSTGRESQL TESTS SKIPPED: {reason}")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request) -> str | None:
+    """None (SQLite in the data dir), or a fresh schema of its own on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield None
+        return
+    server = request.getfixturevalue("postgres_server")
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    engine = create_engine(server)
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{server}?options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_team(tmp_path, database_url, clock):
+    """Store services on one data dir and database; each call is a fresh start (a new
+    store object), as after a restart. Closed after the test."""
+    made = []
+
+    def make(**values):
+        settings = Settings(
+            **{
+                "data_dir": tmp_path / "data",
+                "database_url": database_url,
+                "auth_mode": "accounts",
+                **values,
+            }
+        )
+        made.append(build_team_services(settings, clock=clock, hasher=CHEAP_HASHER))
+        return made[-1]
+
+    yield make
+    for team in made:
+        team.close()
+
+
+@pytest.fixture
+def team(make_team):
+    return make_team()
+
+
+@pytest.fixture
+def operator() -> User:
+    return User(id="cli:test", display_name="Server operator", is_admin=True)

@@ -17,8 +17,8 @@ from webapp.engine import (
     JobFailed,
     JobStatus,
     TextRequest,
-    build_engine,
 )
+from webapp.engine.factory import build_engine
 from webapp.errors import Forbidden, QueueFull, ValidationError
 from webapp.settings import Settings
 from webapp.users import User
@@ -178,10 +178,11 @@ def test_stop_strings_end_the_answer_before_them(engine):
     assert stop not in stopped.text and answer.startswith(stopped.text)
 
 
-def test_input_longer_than_the_context_fails_with_how_much_to_cut(engine):
-    job = engine.submit(text("word " * 900, max_new_tokens=500), ADA)
-    with pytest.raises(JobFailed, match="Shorten the input by about"):
-        job.result(30)
+def test_input_longer_than_the_context_is_refused_at_submit_with_how_much_to_cut(engine):
+    with pytest.raises(ValidationError, match="Cut about") as caught:
+        engine.submit(text("word " * 900, max_new_tokens=500), ADA)
+    assert caught.value.field == "input"
+    assert engine.queue_length() == 0
 
 
 # -- fake runner: order, cancel and faults ---------------------------------------------------

@@ -90,8 +90,9 @@ def test_stopping_atelier_serve_stops_its_server_and_frees_the_port(tiny_models_
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
         assert not _port_answers(port), "the server outlived atelier serve"
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", port))  # free at once for a restart
+        with socket.socket() as sock:  # free at once for a restart (as servers bind)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
     finally:
         if server.poll() is None:
             server.kill()

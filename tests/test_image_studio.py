@@ -17,7 +17,7 @@ from PIL import Image
 from webapp.engine import JobFailed, LoraWeight
 from webapp.errors import ValidationError
 from webapp.image_store import THUMBNAIL_PIXELS, thumbnail_of
-from webapp.png_recipe import parse_a1111, read_recipe
+from webapp.png_recipe import SAMPLER_NAMES, parse_a1111, read_recipe
 from webapp.services.images import PREVIEW_PIXELS, ImageForm
 from webapp.testmodels import make_test_lora
 from webapp.ui.mask_painter import mask_from_data_url
@@ -147,10 +147,34 @@ def test_turbo_family_uses_few_steps_and_no_guidance(studio):
     assert stored
 
 
-@pytest.mark.parametrize("scheduler", ["euler", "euler_a", "dpmpp_2m_karras", "ddim", "lcm"])
-def test_every_scheduler_makes_an_image(studio, scheduler):
-    _, stored = make(studio, prompt="a lamp", scheduler=scheduler, steps=4, seed=1)
-    assert "Sampler: " in stored[0].parameters
+def test_each_sampler_makes_its_own_image_with_its_own_scheduler(studio, monkeypatch):
+    from webapp.backends import diffusion
+
+    used = []
+    pipeline_for = diffusion._pipeline_for
+
+    def spy(pipe, settings):
+        chosen = pipeline_for(pipe, settings)
+        used.append(type(chosen.scheduler).__name__)
+        return chosen
+
+    monkeypatch.setattr(diffusion, "_pipeline_for", spy)
+    made = {}
+    for scheduler in ("euler", "euler_a", "dpmpp_2m_karras", "ddim", "lcm"):
+        _, (stored,) = make(studio, prompt="a lamp", scheduler=scheduler, steps=4, seed=1)
+        made[scheduler] = pixels(stored.path)
+        assert f"Sampler: {SAMPLER_NAMES[scheduler]}," in stored.parameters
+    assert used == [
+        "EulerDiscreteScheduler",
+        "EulerAncestralDiscreteScheduler",
+        "DPMSolverMultistepScheduler",
+        "DDIMScheduler",
+        "LCMScheduler",
+    ]
+    names = list(made)
+    for index, first in enumerate(names):
+        for second in names[index + 1 :]:
+            assert np.abs(made[first] - made[second]).max() > 0, (first, second)
 
 
 def test_lcm_lora_switches_to_lcm_defaults(studio_models, make_services):
@@ -180,10 +204,21 @@ def test_image_to_image_keeps_the_pictures_shape(studio):
     assert "Denoising strength: 0.5" in stored.parameters
 
 
-def test_inpainting_with_a_mask(studio):
-    mask = png_bytes((80, 64), colour=0, mode="L")
-    run, stored = make(studio, prompt="a cat", init_image=png_bytes((80, 64)), mask=mask)
-    assert run.request.mode == "inpaint" and stored
+def test_inpainting_changes_only_the_masked_pixels(studio):
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))  # change the middle square only
+    buffer = io.BytesIO()
+    mask.save(buffer, format="PNG")
+    picture = png_bytes((64, 64), colour=(200, 120, 40))
+    run, (stored,) = make(
+        studio, prompt="a cat", init_image=picture, mask=buffer.getvalue(), strength=1.0
+    )
+    assert run.request.mode == "inpaint"
+    result = pixels(stored.path)
+    inside = np.zeros((64, 64), dtype=bool)
+    inside[16:48, 16:48] = True
+    assert (result[~inside] == [200, 120, 40]).all()  # untouched, pixel for pixel
+    assert np.abs(result[inside] - [200, 120, 40]).max() > 10  # repainted
 
 
 @pytest.mark.parametrize(
@@ -316,8 +351,10 @@ def test_too_large_for_memory_says_the_largest_allowed(studio_models, make_servi
 def test_prompt_longer_than_the_text_encoder_says_which_words_were_dropped(studio):
     long_prompt = "red fox " * 20 + "UNIQUE ENDING"
     run, _ = make(studio, prompt=long_prompt)
-    assert len(run.warnings) == 1
-    assert "unique ending" in run.warnings[0].lower()
+    assert run.warnings == [
+        "Only about the first 56 words are used; shorten the prompt for best results."
+    ]
+    assert run.dropped_words.lower().endswith("unique ending")
 
 
 def test_a_failed_job_saves_nothing(studio, monkeypatch):
@@ -349,7 +386,7 @@ def with_safety_checker(models_dir, flag_everything: bool):
 
 def test_safety_checker_blacks_out_flagged_images_and_says_why(models_dir, make_services):
     services = make_services(with_safety_checker(models_dir, True), safety_checker=True)
-    assert [e.kind for e in services.registry().of_kind("safety")] == ["safety"]
+    assert [e.kind for e in services.engine.registry().of_kind("safety")] == ["safety"]
     run = services.images.generate(ImageForm("a beach", model="tiny-sd", num_images=2), ADA)
     result = run.job.result(60)
     assert result.flagged == [True, True]
@@ -378,7 +415,7 @@ def test_single_file_checkpoint_loads_offline_and_matches_its_folder(models_dir,
 
     make_test_checkpoint(models_dir / "tiny-sd", models_dir / "tiny-single.safetensors")
     services = make_services(models_dir)
-    entry = services.registry().get("tiny-single")
+    entry = services.engine.registry().get("tiny-single")
     assert (entry.kind, entry.format, entry.family) == ("image", "single-file", "sd15")
     form = dict(prompt="a windmill", seed=4, steps=4, width=64, height=64)
     from_file = services.images.generate(ImageForm(model="tiny-single", **form), ADA)
@@ -399,4 +436,4 @@ def test_single_file_checkpoint_without_a_family_folder_says_what_to_do(
     make_test_checkpoint(models_dir / "tiny-sd", alone / "tiny-single.safetensors")
     services = make_services(alone)
     with pytest.raises(ModelLoadError, match="needs the configuration of a diffusers folder"):
-        services.manager.get("tiny-single")
+        services.engine.load_model("tiny-single")

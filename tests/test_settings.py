@@ -87,3 +87,86 @@ def test_per_user_cap_cannot_exceed_total():
 def test_config_variable_pointing_nowhere_is_an_error():
     with pytest.raises(SettingsError, match="ATELIER_CONFIG"):
         load_settings(environ={"ATELIER_CONFIG": "/nonexistent/x.toml"})
+
+
+def test_account_and_storage_settings_are_parsed():
+    settings = load_settings(
+        environ={
+            "ATELIER_DATABASE_URL": "postgresql://atelier:pw@db:5432/atelier",
+            "ATELIER_AUTH_MODE": "Proxy",
+            "ATELIER_LOCKOUT_ATTEMPTS": "3",
+            "ATELIER_LOCKOUT_MINUTES": "30",
+            "ATELIER_SESSION_HOURS": "8",
+            "ATELIER_AUDIT_PROMPTS": "hash",
+            "ATELIER_QUOTA_JOBS_PER_HOUR": "20",
+            "ATELIER_QUOTA_IMAGES_PER_DAY": "0",
+            "ATELIER_PROXY_HEADER": "X-Remote-User",
+            "ATELIER_TRUSTED_PROXIES": "10.0.0.5, 10.1.0.0/16,fd00::/64",
+            "ATELIER_ADMIN_EMAILS": "Boss@Example.com,it@example.com",
+        },
+        config_file=NO_FILE,
+    )
+    assert settings.database_url == "postgresql+psycopg://atelier:pw@db:5432/atelier"
+    assert settings.database == settings.database_url
+    assert settings.auth_mode == "proxy"
+    assert (settings.lockout_attempts, settings.lockout_minutes, settings.session_hours) == (
+        3,
+        30,
+        8,
+    )
+    assert settings.audit_prompts == "hash"
+    assert (settings.quota_jobs_per_hour, settings.quota_images_per_day) == (20, 0)
+    assert settings.trusted_proxies == ("10.0.0.5/32", "10.1.0.0/16", "fd00::/64")
+    assert settings.admin_emails == ("boss@example.com", "it@example.com")
+
+
+def test_account_defaults_are_single_user_mode_and_sqlite_in_the_data_dir():
+    settings = load_settings(environ={"ATELIER_DATA_DIR": "/srv/data"}, config_file=NO_FILE)
+    assert settings.auth_mode == "none"
+    assert settings.database == "sqlite:////srv/data/atelier.db"
+    assert (settings.lockout_attempts, settings.lockout_minutes) == (5, 15)
+    assert (settings.quota_jobs_per_hour, settings.quota_images_per_day) == (0, 0)
+
+
+def test_lists_come_from_toml_lists_too(tmp_path):
+    config = tmp_path / "atelier.toml"
+    config.write_text('trusted_proxies = ["10.0.0.5"]\nadmin_emails = ["a@b.c"]\n')
+    settings = load_settings(environ={}, config_file=config)
+    assert settings.trusted_proxies == ("10.0.0.5/32",)
+    assert settings.admin_emails == ("a@b.c",)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("ATELIER_DATABASE_URL", "mysql://root@db/atelier", "postgresql://"),
+        ("ATELIER_DATABASE_URL", "atelier.db", "sqlite:///"),
+        ("ATELIER_AUTH_MODE", "ldap", "none, accounts, oidc, proxy"),
+        ("ATELIER_LOCKOUT_ATTEMPTS", "0", "whole number of 1 or more"),
+        ("ATELIER_SESSION_HOURS", "forever", "whole number of 1 or more"),
+        ("ATELIER_AUDIT_PROMPTS", "none", "full, hash"),
+        ("ATELIER_QUOTA_IMAGES_PER_DAY", "-1", "0 to turn it off"),
+        ("ATELIER_PROXY_HEADER", "X User: x", "HTTP header name"),
+        ("ATELIER_TRUSTED_PROXIES", "10.0.0.5, proxy.local", "'proxy.local' is neither"),
+        ("ATELIER_ADMIN_EMAILS", "boss", "'boss' is not one"),
+    ],
+)
+def test_bad_account_settings_name_the_variable_and_what_is_allowed(variable, value, allowed):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ={variable: value}, config_file=NO_FILE)
+    assert variable in caught.value.message
+    assert allowed in caught.value.message
+
+
+def test_a_bad_database_url_is_repeated_without_its_password():
+    with pytest.raises(SettingsError) as caught:
+        load_settings(
+            environ={"ATELIER_DATABASE_URL": "mysql://root:hunter2@db/x"}, config_file=NO_FILE
+        )
+    assert "hunter2" not in caught.value.message
+    assert "mysql://root:***@db/x" in caught.value.message
+
+
+def test_proxy_mode_needs_the_proxy_addresses():
+    with pytest.raises(SettingsError, match="ATELIER_TRUSTED_PROXIES is empty"):
+        load_settings(environ={"ATELIER_AUTH_MODE": "proxy"}, config_file=NO_FILE)

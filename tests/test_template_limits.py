@@ -10,7 +10,6 @@ import time
 import pytest
 from jinja2.exceptions import SecurityError
 
-from webapp.engine import ChatMessage
 from webapp.errors import ValidationError
 from webapp.text_tools import Tool, ToolField, render_prompt
 
@@ -109,7 +108,8 @@ def test_a_hostile_chat_template_in_a_model_is_contained(
 ):
     services = make_services(hostile_chat_model(template))
     with pytest.raises(SecurityError):
-        services.text.count_tokens("tiny-llm", (ChatMessage("user", "hello"),))
+        services.text.run_tool("chat", {"message": "hello"}, admin, model="tiny-llm")
+    assert services.engine.queue_length() == 0
 
 
 def test_a_chat_template_is_rendered_by_transformers_in_the_immutable_sandbox():

@@ -10,8 +10,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from webapp.cli_users import add_users_parser
 from webapp.errors import AtelierError
 from webapp.formatting import human_bytes
+from webapp.offline import use_offline_environment
 from webapp.settings import Settings, load_settings
 from webapp.users import local_user
 from webapp.versions import require_safe_versions
@@ -23,7 +25,11 @@ SERVER_FILE = APP_FILE.with_name("serve.py")  # app.py behind st.App and its HTT
 def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.services import build_services
 
-    report = build_services(settings).system.doctor()
+    services = build_services(settings)
+    try:
+        report = services.system.doctor()
+    finally:
+        services.close()
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
     else:
@@ -295,6 +301,14 @@ def cmd_bench_studio(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_history(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.history import bench_history
+
+    result = bench_history(settings, args.images, args.repeats, args.database_url)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="atelier", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -354,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--seed", type=int)
     text.set_defaults(run=cmd_text)
 
+    add_users_parser(commands)
+
     bench = commands.add_parser("bench", help="benchmarks (JSON out)")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True)
     load = bench_commands.add_parser("load", help="cold load and warm get() of one model")
@@ -385,10 +401,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     studio.add_argument("--repeats", type=int, default=5)
     studio.set_defaults(run=cmd_bench_studio)
+    history = bench_commands.add_parser("history", help="My work and session checks vs recent")
+    history.add_argument("--images", type=int, default=10_000)
+    history.add_argument("--repeats", type=int, default=20)
+    history.add_argument(
+        "--database-url", default="", help="a PostgreSQL server to use (a scratch schema there)"
+    )
+    history.set_defaults(run=cmd_bench_history)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_offline_environment()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

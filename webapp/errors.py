@@ -50,3 +50,21 @@ class Forbidden(AtelierError):
 
 class QueueFull(AtelierError):
     """The job queue (the user's share or the whole) is full."""
+
+
+class NotFound(AtelierError):
+    """No such item for the person asking: missing and not theirs get the same message, so
+    an id never tells whether someone else's item exists."""
+
+
+class SignInFailed(AtelierError):
+    """A sign-in was refused: a wrong name or password, a lockout, or a disabled account."""
+
+
+class QuotaExceeded(AtelierError):
+    """The person has used their share of jobs or images for now; `retry_at` says when they
+    can go on (None when the request could never fit)."""
+
+    def __init__(self, message: str, field: str | None = None, retry_at=None):
+        super().__init__(message, field)
+        self.retry_at = retry_at

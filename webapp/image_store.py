@@ -39,9 +39,7 @@ class ImageStore:
 
     def folder_of(self, user: User) -> Path:
         """A folder per person; the id is made safe for a path and kept unique."""
-        safe = re.sub(r"[^A-Za-z0-9_-]", "_", user.id)[:40]
-        digest = hashlib.sha256(user.id.encode()).hexdigest()[:8]
-        return self.root / f"{safe}-{digest}"
+        return self.root / folder_name(user.id)
 
     def save(
         self,
@@ -85,6 +83,14 @@ class ImageStore:
         except PathEscape:
             return False
         return found.parent == folder.resolve() and found.suffix == ".png"
+
+
+def folder_name(user_id: str) -> str:
+    """The name of a person's image folder: the id made safe for a path, and a digest of
+    the id that keeps it unique."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", user_id)[:40]
+    digest = hashlib.sha256(user_id.encode()).hexdigest()[:8]
+    return f"{safe}-{digest}"
 
 
 def _timestamp() -> str:

@@ -1,8 +1,9 @@
 """The model manager: load once, stay inside a memory budget, evict the least recently used.
 
-One manager per process and device. `get(name)` returns the resident model, loading it on
-first use (concurrent first requests load it exactly once). Code that runs a model holds it
-with `use(name)`, so it cannot be evicted mid-use.
+One manager per process and device, owned by the engine: only the engine's worker thread
+loads, runs and unloads models. `get(name)` returns the resident model, loading it on first
+use (concurrent first requests load it exactly once). Code that runs a model holds it with
+`use(name)`, so it cannot be evicted mid-use.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class _Resident:
     nbytes: int
     load_seconds: float
     last_used: float
+    loaded_on: str  # the thread that loaded it: the engine's worker
     uses: int = 0
     pinned: bool = False
     in_use: int = 0
@@ -56,6 +58,7 @@ class ModelStats:
     uses: int
     pinned: bool
     in_use: bool
+    loaded_on: str
 
 
 class ModelManager:
@@ -121,7 +124,15 @@ class ModelManager:
             started = time.perf_counter()
             handle = self._load_function(entry, self.device, dtype)
             seconds = time.perf_counter() - started
-            resident = _Resident(entry, handle, dtype, module_bytes(handle), seconds, time.time())
+            resident = _Resident(
+                entry,
+                handle,
+                dtype,
+                module_bytes(handle),
+                seconds,
+                time.time(),
+                loaded_on=threading.current_thread().name,
+            )
             with self._lock:
                 self._resident[name] = resident
             self._fit_after_load(resident)
@@ -146,7 +157,7 @@ class ModelManager:
                 device,
                 dtype,
                 allow_pickle,
-                self._config_folder_for(entry),
+                self.registry().config_folder_for(entry),
                 channels_last=self._settings.channels_last,
                 compile_unet=self._settings.compile_unet,
             )
@@ -155,14 +166,6 @@ class ModelManager:
         if entry.kind == "embedding":
             return llm.load_embedding_model(entry, device, dtype, allow_pickle)
         return llm.load_text_model(entry, device, dtype, allow_pickle)
-
-    def _config_folder_for(self, entry: ModelEntry):
-        if entry.format != "single-file":
-            return None
-        for other in self.registry().of_kind("image"):
-            if other.format == "diffusers" and other.family == entry.family:
-                return other.path
-        return None
 
     # -- memory budget ---------------------------------------------------------------------
 
@@ -186,7 +189,7 @@ class ModelManager:
             resident = None  # drop the loop's reference so the memory can really be freed
         if evicted:
             log.info("evicted %s to stay inside the memory budget", ", ".join(evicted))
-            self._free()
+            self.release_memory()
 
     def _fit_after_load(self, loaded: _Resident) -> None:
         name = loaded.entry.name
@@ -198,7 +201,7 @@ class ModelManager:
             self._resident.pop(name)
             held = used - loaded.nbytes
         del loaded
-        self._free()
+        self.release_memory()
         raise ModelLoadError(
             f"Model {name!r} does not fit the memory budget: it needs {_gib(used - held)}, the "
             f"budget is {_gib(self.budget_bytes)} and pinned or busy models hold {_gib(held)}. "
@@ -206,7 +209,8 @@ class ModelManager:
             field="model",
         )
 
-    def _free(self) -> None:
+    def release_memory(self) -> None:
+        """Give back what dropped models and failed calls held (and cached GPU memory)."""
         gc.collect()
         free_cached_memory(self.device)
 
@@ -230,7 +234,7 @@ class ModelManager:
                 return False
             del self._resident[name]
         del resident
-        self._free()
+        self.release_memory()
         return True
 
     def unload_all(self) -> None:
@@ -258,6 +262,7 @@ class ModelManager:
                     uses=r.uses,
                     pinned=r.pinned,
                     in_use=bool(r.in_use),
+                    loaded_on=r.loaded_on,
                 )
                 for name, r in sorted(self._resident.items())
             ]

@@ -90,8 +90,9 @@ class Registry:
     def of_kind(self, kind: str) -> list[ModelEntry]:
         return [entry for entry in self if entry.kind == kind and entry.ready]
 
-    def get(self, name: str) -> ModelEntry:
-        """The ready entry of that name, or an error that says what to do."""
+    def get(self, name: str, kind: str | None = None) -> ModelEntry:
+        """The ready entry of that name (of that kind, if given), or an error that says
+        what to do."""
         check_model_name(name)
         entry = self.entries.get(name)
         if entry is None:
@@ -104,7 +105,22 @@ class Registry:
             raise ModelRefused(f"Model {name!r} is refused: {entry.problem}", field="model")
         if entry.status == BROKEN:
             raise ModelLoadError(f"Model {name!r} cannot be used: {entry.problem}", field="model")
+        if kind is not None and entry.kind != kind:
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise ValidationError(
+                f"{name!r} is {'an' if entry.kind[0] in 'aeiou' else 'a'} {entry.kind} model; "
+                f"choose {article} {kind} model.",
+                field="model",
+            )
         return entry
+
+    def config_folder_for(self, entry: ModelEntry) -> Path | None:
+        """Where a single-file checkpoint borrows its configuration offline: an installed
+        diffusers folder of the same family."""
+        for other in self.of_kind("image"):
+            if other.format == "diffusers" and other.family == entry.family:
+                return other.path
+        return None
 
 
 def lora_entries(models_dir: Path) -> dict[str, ModelEntry]:

@@ -6,6 +6,7 @@ variable (or file key) and what is allowed, so start-up stops with one clear mes
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -22,6 +23,18 @@ DEFAULT_CONFIG_FILE = "atelier.toml"
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
+AUTH_MODES = ("none", "accounts", "oidc", "proxy")
+AUDIT_PROMPTS = ("full", "hash")
+# The URL schemes that reach a database Atelier supports, and the driver each one uses.
+DATABASE_SCHEMES = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+SECRET_SETTINGS = ("database_url",)  # never repeated whole in a message
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,9 @@ class Settings:
     queue_max_per_user: int = 8
     queue_max_total: int = 64
     max_batch_images: int = 8
+    # How long the first image job of a batch waits for others to join it (people pressing
+    # Generate together share one batch); never longer for a lone request.
+    batch_window_ms: int = 100
     upload_max_mb: int = 20
     # Opt-in speed-ups for diffusion UNets (measured by `atelier bench engine`).
     channels_last: bool = False
@@ -47,6 +63,26 @@ class Settings:
     allow_pickle: bool = False
     # Single-user mode: the person at the browser is the admin unless this is turned off.
     local_user_is_admin: bool = True
+    # Storage: None is SQLite (WAL mode) at <data_dir>/atelier.db; or a postgresql:// URL.
+    database_url: str | None = None
+    # Sign-in: none (single-user mode), accounts (built-in), oidc (st.login) or proxy.
+    auth_mode: str = "none"
+    lockout_attempts: int = 5  # failed sign-ins in a row before a lockout
+    lockout_minutes: int = 15
+    session_hours: int = 12  # how long a sign-in lasts
+    audit_prompts: str = "full"  # keep prompts in the audit log whole, or only their hash
+    quota_jobs_per_hour: int = 0  # per person; 0 is no quota
+    quota_images_per_day: int = 0
+    # Proxy mode: the header naming the person, trusted only from these addresses/networks.
+    proxy_header: str = "X-Forwarded-User"
+    trusted_proxies: tuple[str, ...] = ()
+    # OIDC (and proxy) mode: people signing in with these e-mails are admins.
+    admin_emails: tuple[str, ...] = ()
+
+    @property
+    def database(self) -> str:
+        """The SQLAlchemy URL of the database, the embedded SQLite file by default."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'atelier.db'}"
 
 
 def _path(value: Any) -> Path:
@@ -91,6 +127,16 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _non_negative_int(value: Any) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = -1
+    if number < 0 or isinstance(value, bool):
+        raise ValueError("a whole number of 0 or more")
+    return number
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -100,6 +146,73 @@ def _bool(value: Any) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise ValueError("true or false")
+
+
+def _count(value: Any) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = -1
+    if number < 0 or isinstance(value, bool):
+        raise ValueError("a whole number, 0 to turn it off")
+    return number
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ValueError(", ".join(choices))
+        return text
+
+    return parse
+
+
+def _database_url(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return None
+    scheme, separator, rest = text.partition("://")
+    if not separator or scheme.lower() not in DATABASE_SCHEMES or not rest:
+        raise ValueError(
+            "a postgresql://user:password@host:port/database URL, or sqlite:///path/to/file.db "
+            "(leave it unset for SQLite in the data dir)"
+        )
+    return f"{DATABASE_SCHEMES[scheme.lower()]}://{rest}"
+
+
+def _items(value: Any) -> list[str]:
+    """A TOML list, or a comma-separated string (from the environment)."""
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def _networks(value: Any) -> tuple[str, ...]:
+    networks = []
+    for item in _items(value):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(
+                f"a list of IP addresses or networks (e.g. 10.0.0.5, 10.1.0.0/16); "
+                f"{item!r} is neither"
+            ) from None
+    return tuple(networks)
+
+
+def _header(value: Any) -> str:
+    text = str(value).strip()
+    if not HEADER_NAME.match(text):
+        raise ValueError("an HTTP header name: letters, digits and '-' (e.g. X-Forwarded-User)")
+    return text
+
+
+def _emails(value: Any) -> tuple[str, ...]:
+    emails = [item.lower() for item in _items(value)]
+    for email in emails:
+        if not EMAIL.match(email):
+            raise ValueError(f"a list of e-mail addresses; {email!r} is not one")
+    return tuple(emails)
 
 
 PARSERS: dict[str, Callable[[Any], Any]] = {
@@ -112,13 +225,32 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "queue_max_per_user": _positive_int,
     "queue_max_total": _positive_int,
     "max_batch_images": _positive_int,
+    "batch_window_ms": _non_negative_int,
     "upload_max_mb": _positive_int,
     "channels_last": _bool,
     "compile_unet": _bool,
     "safety_checker": _bool,
     "allow_pickle": _bool,
     "local_user_is_admin": _bool,
+    "database_url": _database_url,
+    "auth_mode": _choice(AUTH_MODES),
+    "lockout_attempts": _positive_int,
+    "lockout_minutes": _positive_int,
+    "session_hours": _positive_int,
+    "audit_prompts": _choice(AUDIT_PROMPTS),
+    "quota_jobs_per_hour": _count,
+    "quota_images_per_day": _count,
+    "proxy_header": _header,
+    "trusted_proxies": _networks,
+    "admin_emails": _emails,
 }
+
+
+def _shown(key: str, raw: Any) -> str:
+    """A value as a message may repeat it: a database URL without its password."""
+    if key in SECRET_SETTINGS:
+        return repr(re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(raw)))
+    return repr(raw)
 
 
 def env_name(key: str) -> str:
@@ -166,7 +298,7 @@ def load_settings(
             values[key] = PARSERS[key](raw)
         except ValueError as error:
             raise SettingsError(
-                f"{source}={raw!r} is not allowed: use {error}.", field=key
+                f"{source}={_shown(key, raw)} is not allowed: use {error}.", field=key
             ) from None
     settings = Settings(**values)
     if settings.queue_max_per_user > settings.queue_max_total:
@@ -175,5 +307,12 @@ def load_settings(
             f"{env_name('queue_max_total')} ({settings.queue_max_total}): lower the first "
             "or raise the second.",
             field="queue_max_per_user",
+        )
+    if settings.auth_mode == "proxy" and not settings.trusted_proxies:
+        raise SettingsError(
+            f"{env_name('auth_mode')} is proxy but {env_name('trusted_proxies')} is empty: "
+            "list the addresses of the reverse proxy that signs people in "
+            "(e.g. 10.0.0.5), or nobody can sign in.",
+            field="trusted_proxies",
         )
     return settings

@@ -181,8 +181,15 @@ def generate_images(
             mask_image=[row.mask for row in rows], width=settings.width, height=settings.height
         )
     with torch.inference_mode():
-        output = call_pipe(**arguments)
-    return list(output.images)
+        images = list(call_pipe(**arguments).images)
+    # 5. Inpainting: outside the mask, the person's own pixels, exactly.
+    if settings.mode == "inpaint":
+        overlay = call_pipe.image_processor.apply_overlay
+        images = [
+            overlay(row.mask, row.init_image, image)
+            for row, image in zip(rows, images, strict=True)
+        ]
+    return images
 
 
 @contextmanager

@@ -1,8 +1,10 @@
-"""Batched decoding for causal LMs: many requests share each forward pass, and a new request
-joins a running batch at the next token instead of waiting for the batch to finish.
+"""Batched decoding for causal LMs: many requests share each forward pass, and new requests
+join a running batch at the next token (prefilled together) instead of waiting for the
+batch to finish.
 
-The batch keeps one KV cache, left-padded, with an attention mask that hides the padding
-and explicit position ids, so every sequence sees exactly its own tokens.
+The batch keeps one KV cache that grows in place, left-padded, with an attention mask that
+hides the padding and explicit position ids, so every sequence sees exactly its own tokens.
+Each new token is detokenized once, incrementally.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
+from tokenizers.decoders import DecodeStream
+from transformers import Cache
 
+from webapp.backends.kv_cache import GrowingLayer, can_merge, make_cache
 from webapp.backends.llm import TextModel
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,9 @@ class Sequence:
     finish_reason: str | None = None  # stop | length | eos | error
     error: str | None = None  # what went wrong, when finish_reason is "error"
     generator: torch.Generator | None = None
-    # Incremental detokenization window over `generated`.
+    # Incremental detokenization: a stream in Rust where the tokenizer allows it, else a
+    # window over `generated`.
+    decoder: DecodeStream | None = None
     prefix: int = 0
     read: int = 0
 
@@ -56,10 +61,16 @@ class DecodeBatch:
         self.tokenizer = text_model.tokenizer
         self.device = self.model.device
         self.sequences: list[Sequence] = []
-        self._cache: DynamicCache | None = None
+        self._cache: Cache | None = None
         self._mask: torch.Tensor | None = None  # [batch, cached length], 1 = real token
         eos = self.model.generation_config.eos_token_id
         self._eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        # The fast tokenizer's own streaming decoder gives the same text as decoding the
+        # whole answer, unless the tokenizer cleans up spaces after decoding.
+        backend = getattr(self.tokenizer, "_tokenizer", None)
+        self._stream_backend = (
+            backend if not getattr(self.tokenizer, "clean_up_tokenization_spaces", False) else None
+        )
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -72,10 +83,8 @@ class DecodeBatch:
 
     @property
     def can_join(self) -> bool:
-        """New sequences can join mid-flight when every cache layer is a plain dynamic one."""
-        return self._cache is None or all(
-            type(layer) is DynamicLayer for layer in self._cache.layers
-        )
+        """New sequences can join mid-flight when every cache layer is plain attention."""
+        return self._cache is None or can_merge(self._cache)
 
     # -- adding and removing sequences ----------------------------------------------------
 
@@ -84,6 +93,8 @@ class DecodeBatch:
         """Prefill new sequences and merge them into the batch; each gets its first token."""
         for sequence in sequences:
             sequence.generator = torch.Generator(self.device).manual_seed(sequence.sampling.seed)
+            if self._stream_backend is not None:
+                sequence.decoder = DecodeStream(skip_special_tokens=True)
         longest = max(len(s.prompt_ids) for s in sequences)
         pad = self.tokenizer.pad_token_id or 0
         ids = torch.tensor(
@@ -94,7 +105,7 @@ class DecodeBatch:
             [[0] * (longest - len(s.prompt_ids)) + [1] * len(s.prompt_ids) for s in sequences],
             device=self.device,
         )
-        cache = DynamicCache(config=self.model.config)
+        cache = make_cache(self.model.config)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = self.model(
             input_ids=ids,
@@ -106,14 +117,16 @@ class DecodeBatch:
         self._merge(cache, mask, sequences)
         self._accept(sequences, logits)
 
-    def _merge(self, cache: DynamicCache, mask: torch.Tensor, sequences: list[Sequence]) -> None:
+    def _merge(self, cache: Cache, mask: torch.Tensor, sequences: list[Sequence]) -> None:
         if self._cache is None:
             self._cache, self._mask, self.sequences = cache, mask, list(sequences)
             return
         length = max(self._mask.shape[1], mask.shape[1])
         for old, new in zip(self._cache.layers, cache.layers, strict=True):
-            old.keys = torch.cat([_pad_left(old.keys, length), _pad_left(new.keys, length)])
-            old.values = torch.cat([_pad_left(old.values, length), _pad_left(new.values, length)])
+            old.replace(
+                torch.cat([_pad_left(old.keys, length), _pad_left(new.keys, length)]),
+                torch.cat([_pad_left(old.values, length), _pad_left(new.values, length)]),
+            )
         self._mask = torch.cat(
             [_pad_left(self._mask, length, dim=1), _pad_left(mask, length, dim=1)]
         )
@@ -141,8 +154,11 @@ class DecodeBatch:
         start = int(real[0]) if len(real) else 0
         if start:
             for layer in self._cache.layers:
-                layer.keys = layer.keys[..., start:, :]
-                layer.values = layer.values[..., start:, :]
+                if isinstance(layer, GrowingLayer):
+                    layer.drop_leading(start)
+                else:
+                    layer.keys = layer.keys[..., start:, :]
+                    layer.values = layer.values[..., start:, :]
             self._mask = self._mask[:, start:]
 
     # -- decoding -------------------------------------------------------------------------
@@ -194,8 +210,14 @@ class DecodeBatch:
         _cut_at_stop(sequence)
 
     def _detokenize(self, sequence: Sequence) -> None:
-        """Append the new token's text, decoding only a short window (not the whole answer);
-        a token that ends mid-character waits for the next one."""
+        """Append the new token's text (a token that ends mid-character waits for the next
+        one): one streaming step, or else a decode of a short window, never the whole."""
+        if sequence.decoder is not None:
+            piece = sequence.decoder.step(self._stream_backend, sequence.generated[-1])
+            if piece:
+                sequence.text += piece
+                _cut_at_stop(sequence)
+            return
         ids = sequence.generated
         before = self.tokenizer.decode(
             ids[sequence.prefix : sequence.read], skip_special_tokens=True

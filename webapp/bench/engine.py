@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from webapp.engine import ChatMessage, ImageRequest, TextRequest, build_engine
+from webapp.engine import ChatMessage, ImageRequest, TextRequest
+from webapp.engine.factory import build_engine
 from webapp.settings import Settings
 from webapp.users import User
 

@@ -12,16 +12,19 @@ from dataclasses import replace
 
 import webapp.backends.diffusion  # noqa: F401  (imported up front: the bench times loads, not imports)
 from webapp.backends.llm import load_text_model
-from webapp.device import dtype_for
+from webapp.device import dtype_for, memory_budget_bytes, resolve_device
 from webapp.embedded import DEFAULT_TEXT_MODEL, packaged_gguf
-from webapp.services import build_services
+from webapp.loader import ModelManager
+from webapp.registry import LiveRegistry
 from webapp.settings import Settings
 
 
 def bench_load(settings: Settings, model: str, warm_calls: int = 2000) -> dict[str, object]:
-    services = build_services(settings)
-    manager = services.manager
-    entry = services.registry().get(model)
+    """The model manager alone, in this process's only torch thread."""
+    device = resolve_device(settings)
+    registry = LiveRegistry(settings)
+    manager = ModelManager(registry, device, memory_budget_bytes(settings, device), settings)
+    entry = registry().get(model)
 
     started = time.perf_counter()
     manager.get(model)
@@ -48,7 +51,7 @@ def bench_load(settings: Settings, model: str, warm_calls: int = 2000) -> dict[s
     }
     manager.unload_all()
     if model == DEFAULT_TEXT_MODEL:
-        result.update(_gguf_baseline(entry, services.device, settings, cold))
+        result.update(_gguf_baseline(entry, device, settings, cold))
     return result
 
 

@@ -65,7 +65,7 @@ class Progress:
 class Job:
     request: Any
     user: User
-    kind: str  # image | text
+    kind: str  # the lane that runs it: image | text
     id: str = field(default_factory=lambda: f"job-{uuid.uuid4().hex[:12]}")
     submitted_at: float = field(default_factory=time.time)
     started_at: float | None = None
@@ -77,6 +77,8 @@ class Job:
     text: str = ""  # text so far (text jobs)
     error: str | None = None
     cancelled_by: str | None = None
+    # What submit prepared for the lane: the prompt's token ids, for text.
+    prompt_ids: tuple[int, ...] = field(default=(), repr=False)
     _result: Any = None
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)

@@ -1,19 +1,47 @@
-"""Requests as plain data: the same request comes from a page, the CLI or a test."""
+"""Requests as plain data: the same request comes from a page, the CLI, the API or a test.
+
+Each request's `check()` owns its validation; services add only policy (styles, locked
+fields, quotas). Nothing here imports torch, so pages and data modules stay light.
+"""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from webapp.errors import ValidationError
 
 SCHEDULERS = ("euler", "euler_a", "dpmpp_2m_karras", "ddim", "lcm")
 ROLES = ("system", "user", "assistant")
-MAX_IMAGES_PER_REQUEST = 8
-MAX_SIDE = 4096
+MAX_IMAGES_PER_REQUEST = 4
+MIN_SIDE, MAX_SIDE = 64, 4096
+MAX_STEPS = 150
+MAX_NEW_TOKENS = 32768
 # Dividing logits by a temperature this small overflows them to infinity (and the
 # probabilities to NaN), so anything below it samples greedily, which is what it means.
 GREEDY_BELOW_TEMPERATURE = 0.01
+SEED_LIMIT = 2**63
+
+
+def random_seed() -> int:
+    """The seed a request gets when the person leaves it blank."""
+    return secrets.randbelow(2**31)
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValidationError("The seed must be a whole number from 0.", field="seed")
+
+
+def check_mask_matches(picture_size: tuple[int, int], mask_size: tuple[int, int]) -> None:
+    """A mask says where a picture changes, pixel for pixel: the sizes must match."""
+    if mask_size != picture_size:
+        raise ValidationError(
+            f"The mask is {mask_size[0]}×{mask_size[1]} but the picture is "
+            f"{picture_size[0]}×{picture_size[1]}: use a mask of the same size.",
+            field="mask",
+        )
 
 
 @dataclass(frozen=True)
@@ -24,6 +52,8 @@ class LoraWeight:
 
 @dataclass(frozen=True)
 class ImageRequest:
+    kind: ClassVar[str] = "image"
+
     model: str
     prompt: str
     negative_prompt: str = ""
@@ -46,28 +76,32 @@ class ImageRequest:
             return "text-to-image"
         return "inpaint" if self.mask is not None else "image-to-image"
 
+    @property
+    def summary(self) -> str:
+        """What the request is about, in the person's own words (for the Queue page)."""
+        return self.prompt
+
     def check(self) -> None:
-        """Basic checks every caller gets; services add presets and friendlier limits."""
         if not self.prompt.strip():
             raise ValidationError("Write a prompt describing the picture.", field="prompt")
         for name, value in (("width", self.width), ("height", self.height)):
-            if value % 8 or not 64 <= value <= MAX_SIDE:
+            if value % 8 or not MIN_SIDE <= value <= MAX_SIDE:
                 raise ValidationError(
                     f"{name.capitalize()} {value} must be a multiple of 8 "
-                    f"between 64 and {MAX_SIDE}.",
+                    f"between {MIN_SIDE} and {MAX_SIDE}.",
                     field=name,
                 )
-        if not 1 <= self.steps <= 150:
-            raise ValidationError(f"Steps {self.steps} must be between 1 and 150.", field="steps")
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise ValidationError(
+                f"Steps {self.steps} must be between 1 and {MAX_STEPS}.", field="steps"
+            )
         if not 0 <= self.guidance <= 30:
             raise ValidationError(
                 f"Guidance {self.guidance} must be between 0 and 30.", field="guidance"
             )
         if not 1 <= self.num_images <= MAX_IMAGES_PER_REQUEST:
             raise ValidationError(
-                f"Number of images {self.num_images} must be between 1 and "
-                f"{MAX_IMAGES_PER_REQUEST}.",
-                field="num_images",
+                f"Choose 1 to {MAX_IMAGES_PER_REQUEST} images.", field="num_images"
             )
         if self.scheduler not in SCHEDULERS:
             raise ValidationError(
@@ -80,14 +114,19 @@ class ImageRequest:
             )
         if self.mask is not None and self.init_image is None:
             raise ValidationError("A mask needs a picture to paint on.", field="mask")
-        if self.mask is not None and self.mask.size != self.init_image.size:
+        if self.mask is not None:
+            check_mask_matches(self.init_image.size, self.mask.size)
+        names = [lora.name for lora in self.loras]
+        if twice := sorted({name for name in names if names.count(name) > 1}):
             raise ValidationError(
-                f"The mask is {self.mask.size[0]}×{self.mask.size[1]} but the picture is "
-                f"{self.init_image.size[0]}×{self.init_image.size[1]}: they must match.",
-                field="mask",
+                f"LoRA {', '.join(twice)} is listed twice: keep one row for it.", field="loras"
             )
-        if not 0 <= self.seed < 2**63:
-            raise ValidationError("The seed must be a whole number from 0.", field="seed")
+        for lora in self.loras:
+            if not -2 <= lora.weight <= 2:
+                raise ValidationError(
+                    f"LoRA {lora.name} weight must be between -2 and 2.", field="loras"
+                )
+        check_seed(self.seed)
 
 
 @dataclass(frozen=True)
@@ -98,6 +137,8 @@ class ChatMessage:
 
 @dataclass(frozen=True)
 class TextRequest:
+    kind: ClassVar[str] = "text"
+
     model: str
     messages: tuple[ChatMessage, ...]
     max_new_tokens: int = 256
@@ -105,11 +146,17 @@ class TextRequest:
     top_p: float = 0.9
     seed: int = 0
     stop: tuple[str, ...] = ()
+    # What the Queue page calls the job (a tool's name); the last message otherwise.
+    title: str = ""
 
     @property
     def sampling_temperature(self) -> float:
         """The temperature sampling uses: 0 (greedy) for anything below the floor."""
         return 0.0 if self.temperature < GREEDY_BELOW_TEMPERATURE else self.temperature
+
+    @property
+    def summary(self) -> str:
+        return self.title or (self.messages[-1].content if self.messages else "")
 
     def check(self) -> None:
         if not self.messages or not any(m.content.strip() for m in self.messages):
@@ -119,9 +166,9 @@ class TextRequest:
                 raise ValidationError(
                     f"Unknown chat role {message.role!r}: use {', '.join(ROLES)}.", field="input"
                 )
-        if not 1 <= self.max_new_tokens <= 32768:
+        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS:
             raise ValidationError(
-                f"Max new tokens {self.max_new_tokens} must be between 1 and 32768.",
+                f"Max new tokens {self.max_new_tokens} must be between 1 and {MAX_NEW_TOKENS}.",
                 field="max_new_tokens",
             )
         if not 0 <= self.temperature <= 2:
@@ -130,5 +177,4 @@ class TextRequest:
             )
         if not 0 < self.top_p <= 1:
             raise ValidationError(f"Top-p {self.top_p} must be above 0, at most 1.", field="top_p")
-        if not 0 <= self.seed < 2**63:
-            raise ValidationError("The seed must be a whole number from 0.", field="seed")
+        check_seed(self.seed)

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from webapp.engine import Engine, build_engine
-from webapp.loader import ModelManager
-from webapp.registry import LiveRegistry
+from webapp.engine import Engine
 from webapp.services.images import ImageService
 from webapp.services.jobs import JobService
 from webapp.services.models import ModelService
@@ -27,33 +23,23 @@ class Services:
     system: SystemService
     text: TextService
 
-    @property
-    def manager(self) -> ModelManager:
-        return self.engine.manager
-
-    @property
-    def registry(self) -> LiveRegistry:
-        return self.engine.manager.registry
-
-    @property
-    def device(self) -> torch.device:
-        return self.engine.manager.device
-
     def close(self) -> None:
+        """Stop the engine (cancelling what runs) and unload its models."""
         self.engine.shutdown()
-        self.manager.unload_all()
 
 
 def build_services(settings: Settings, engine: Engine | None = None) -> Services:
-    """Every service, around one engine (the process-wide one in the app)."""
-    engine = engine or build_engine(settings)
-    registry, manager = engine.manager.registry, engine.manager
+    """Every service, around one engine: the one given, or a new one these services own."""
+    if engine is None:
+        from webapp.engine.factory import build_engine
+
+        engine = build_engine(settings)
     return Services(
         settings=settings,
         engine=engine,
         jobs=JobService(engine),
         images=ImageService(settings, engine),
-        models=ModelService(registry, manager),
-        system=SystemService(settings, manager.device, registry, manager),
+        models=ModelService(engine),
+        system=SystemService(settings, engine),
         text=TextService(settings, engine),
     )

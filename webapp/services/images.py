@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import io
 import math
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
 from webapp.engine import Engine, ImageRequest, ImageResult, Job, LoraWeight
+from webapp.engine.requests import (
+    MAX_IMAGES_PER_REQUEST,
+    MIN_SIDE,
+    check_mask_matches,
+    random_seed,
+)
 from webapp.errors import Forbidden, ValidationError
 from webapp.image_presets import (
     ASPECTS,
@@ -35,8 +40,8 @@ from webapp.users import User
 
 # Memory one image needs while it is made (activations and VAE decode), per pixel.
 BYTES_PER_PIXEL = {"cpu": 4000, "cuda": 2000}
-MAX_IMAGES = 4
-MIN_SIDE = 64
+MAX_IMAGES = MAX_IMAGES_PER_REQUEST
+WORDS_PER_TOKEN = 0.75  # a rough English average
 PREVIEW_PIXELS = 768  # the longer side of the picture shown for painting a mask
 
 
@@ -78,6 +83,7 @@ class ImageRun:
     request: ImageRequest
     style: str | None
     warnings: list[str] = field(default_factory=list)
+    dropped_words: str = ""  # the end of a long prompt the model does not read
     stored: list[StoredImage] | None = None
     blacked_out: int = 0  # images the safety checker held back
 
@@ -91,7 +97,7 @@ class ImageService:
     # -- what there is --------------------------------------------------------------------
 
     def image_models(self, user: User) -> list[ModelEntry]:
-        return self._engine.manager.registry().of_kind("image")
+        return self._engine.registry().of_kind("image")
 
     def styles(self, user: User) -> list[Style]:
         return list(load_styles(self._settings.library_dir)[0].values())
@@ -125,8 +131,8 @@ class ImageService:
         return PicturePreview(buffer.getvalue(), *image.size)
 
     def max_pixels(self) -> int:
-        per_pixel = BYTES_PER_PIXEL.get(self._engine.manager.device.type, 4000)
-        return self._engine.manager.budget_bytes // per_pixel
+        per_pixel = BYTES_PER_PIXEL.get(self._engine.device.type, 4000)
+        return self._engine.memory_budget_bytes() // per_pixel
 
     # -- making images ---------------------------------------------------------------------
 
@@ -136,8 +142,6 @@ class ImageService:
         check_blocklist(prompt, load_blocklist(self._settings.library_dir))
         entry = self._image_model(form.model or self._default_model())
         family = family_of(entry)
-        if not 1 <= form.num_images <= MAX_IMAGES:
-            raise ValidationError(f"Choose 1 to {MAX_IMAGES} images.", field="num_images")
 
         # 2. The style preset: its template around the prompt; its locked fields win.
         style = self._style(form.style)
@@ -172,7 +176,7 @@ class ImageService:
         height = height if form.height is None else form.height
 
         # 5. Limits: a valid request, inside the memory, and words the model will read.
-        seed = secrets.randbelow(2**31) if form.seed is None else form.seed
+        seed = random_seed() if form.seed is None else form.seed
         request = ImageRequest(
             model=entry.name,
             prompt=prompt,
@@ -191,11 +195,18 @@ class ImageService:
         )
         request.check()
         self._check_memory(request)
-        warnings = self._dropped_words(entry.name, prompt)
+        dropped = self._engine.tokens.dropped_words(entry.name, prompt)
 
         # 6. Queue it.
         job = self._engine.submit(request, user)
-        return ImageRun(job, request, style.id if style else None, warnings)
+        run = ImageRun(job, request, style.id if style else None)
+        if dropped is not None:
+            run.warnings.append(
+                f"Only about the first {int(dropped.limit * WORDS_PER_TOKEN)} words are used; "
+                "shorten the prompt for best results."
+            )
+            run.dropped_words = dropped.words
+        return run
 
     def finish(self, run: ImageRun, user: User, timeout: float | None = None) -> list[StoredImage]:
         """Wait for the job and store its images with their recipes (once)."""
@@ -226,7 +237,7 @@ class ImageService:
         return self._settings.upload_max_mb * 2**20
 
     def _default_model(self) -> str:
-        models = self._engine.manager.registry().of_kind("image")
+        models = self._engine.registry().of_kind("image")
         if not models:
             raise ValidationError(
                 "No image model is installed yet. An admin copies a Stable Diffusion model "
@@ -237,12 +248,7 @@ class ImageService:
         return models[0].name
 
     def _image_model(self, name: str) -> ModelEntry:
-        entry = self._engine.manager.registry().get(name)
-        if entry.kind != "image":
-            raise ValidationError(
-                f"{name!r} is a {entry.kind} model; choose an image model.", field="model"
-            )
-        return entry
+        return self._engine.registry().get(name, kind="image")
 
     def _style(self, style_id: str | None) -> Style | None:
         if not style_id:
@@ -271,16 +277,6 @@ class ImageService:
         loras = list(chosen)
         if style and style.lora and all(lora.name != style.lora for lora in loras):
             loras.append(LoraWeight(style.lora, style.lora_weight))
-        names = [lora.name for lora in loras]
-        if twice := sorted({name for name in names if names.count(name) > 1}):
-            raise ValidationError(
-                f"LoRA {', '.join(twice)} is listed twice: keep one row for it.", field="loras"
-            )
-        for lora in loras:
-            if not -2 <= lora.weight <= 2:
-                raise ValidationError(
-                    f"LoRA {lora.name} weight must be between -2 and 2.", field="loras"
-                )
         return loras
 
     def _pictures(self, form: ImageForm, family: Family):
@@ -289,12 +285,7 @@ class ImageService:
         mask = None
         if form.mask is not None:
             mask = decode_upload(form.mask, "mask", "mask", max_bytes)
-            if mask.size != picture.size:
-                raise ValidationError(
-                    f"The mask is {mask.size[0]}×{mask.size[1]} but the picture is "
-                    f"{picture.size[0]}×{picture.size[1]}: upload a mask of the same size.",
-                    field="mask",
-                )
+            check_mask_matches(picture.size, mask.size)
         # Work near the model's native pixel count, keeping the picture's shape.
         native = family.sizes["square"][0] * family.sizes["square"][1]
         scale = math.sqrt(native / (picture.size[0] * picture.size[1]))
@@ -316,16 +307,3 @@ class ImageService:
                 f"{request.num_images} image(s). Choose a smaller size or fewer images.",
                 field="width",
             )
-
-    def _dropped_words(self, model: str, prompt: str) -> list[str]:
-        """Never drop words silently: say which ones the text encoder will not read."""
-        tokenizer = self._engine.manager.get(model).tokenizer
-        ids = tokenizer(prompt, truncation=False).input_ids
-        limit = tokenizer.model_max_length
-        if len(ids) <= limit:
-            return []
-        dropped = tokenizer.decode(ids[limit - 1 : -1], skip_special_tokens=True).strip()
-        return [
-            f"The model reads only the first {limit - 2} tokens of a prompt, so these words "
-            f"were left out: “{dropped}”. Put the important words first or shorten the prompt."
-        ]

@@ -39,4 +39,4 @@ class JobService:
 
     def loaded_models(self, user: User) -> list[ModelStats]:
         require_admin(user, "see the loaded models")
-        return self._engine.manager.stats()
+        return self._engine.model_stats()

@@ -1,11 +1,13 @@
-"""The installed models: what everyone may see, and what admins may do with them."""
+"""The installed models: what everyone may see, and what admins may do with them. Loads and
+unloads run on the engine's worker, the only thread that touches models."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from webapp.loader import ModelManager, ModelStats
-from webapp.registry import LiveRegistry, ModelEntry, check_model_name
+from webapp.engine import Engine
+from webapp.loader import ModelStats
+from webapp.registry import ModelEntry, check_model_name
 from webapp.users import User, require_admin
 
 
@@ -20,42 +22,40 @@ class ModelView:
 
 
 class ModelService:
-    def __init__(self, registry: LiveRegistry, manager: ModelManager):
-        self._registry = registry
-        self._manager = manager
+    def __init__(self, engine: Engine):
+        self._engine = engine
 
     def ready_models(self, user: User, kind: str | None = None) -> list[ModelEntry]:
         """Models anyone may use."""
-        return [e for e in self._registry() if e.ready and (kind is None or e.kind == kind)]
+        return [e for e in self._engine.registry() if e.ready and (kind is None or e.kind == kind)]
 
     def overview(self, user: User) -> list[ModelView]:
         """Every discovered model and LoRA, usable or not, with its loaded state (admins)."""
         require_admin(user, "see the model overview")
-        stats = {s.name: s for s in self._manager.stats()}
-        listing = self._registry().listing()
+        stats = {s.name: s for s in self._engine.model_stats()}
+        listing = self._engine.registry().listing()
         return [ModelView(e, None if e.kind == "lora" else stats.get(e.name)) for e in listing]
 
     def problems(self, user: User) -> list[str]:
         require_admin(user, "see model problems")
-        return list(self._registry().problems)
+        return list(self._engine.registry().problems)
 
     def rescan(self, user: User) -> int:
         require_admin(user, "rescan the models folder")
-        return len(self._registry.rescan().entries)
+        return len(self._engine.rescan().entries)
 
     def load(self, name: str, user: User) -> ModelStats:
         require_admin(user, "load models")
-        self._manager.get(name)
-        return self._manager.stats_of(name)
+        return self._engine.load_model(check_model_name(name))
 
     def unload(self, name: str, user: User) -> bool:
         require_admin(user, "unload models")
-        return self._manager.unload(check_model_name(name))
+        return self._engine.unload_model(check_model_name(name))
 
     def pin(self, name: str, user: User) -> None:
         require_admin(user, "pin models")
-        self._manager.pin(name)
+        self._engine.pin_model(check_model_name(name))
 
     def unpin(self, name: str, user: User) -> None:
         require_admin(user, "unpin models")
-        self._manager.unpin(check_model_name(name))
+        self._engine.unpin_model(check_model_name(name))

@@ -12,8 +12,7 @@ import torch
 from webapp import __version__
 from webapp.device import memory_info
 from webapp.embedded import DEFAULT_TEXT_MODEL, is_prepared
-from webapp.loader import ModelManager
-from webapp.registry import LiveRegistry
+from webapp.engine import Engine
 from webapp.settings import Settings, env_name
 from webapp.text_tools import load_library
 from webapp.versions import version_checks
@@ -47,32 +46,25 @@ class DoctorReport:
 
 
 class SystemService:
-    def __init__(
-        self,
-        settings: Settings,
-        device: torch.device,
-        registry: LiveRegistry,
-        manager: ModelManager,
-    ):
+    def __init__(self, settings: Settings, engine: Engine):
         self._settings = settings
-        self._device = device
-        self._registry = registry
-        self._manager = manager
+        self._engine = engine
 
     def device_summary(self) -> dict[str, object]:
-        memory = memory_info(self._device)
-        name = torch.cuda.get_device_name(self._device) if self._device.type == "cuda" else "CPU"
+        device = self._engine.device
+        memory = memory_info(device)
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
         return {
-            "device": str(self._device),
+            "device": str(device),
             "device_name": name,
             "memory_total_bytes": memory.total_bytes,
             "memory_free_bytes": memory.free_bytes,
-            "model_budget_bytes": self._manager.budget_bytes,
-            "models_resident_bytes": self._manager.resident_bytes(),
+            "model_budget_bytes": self._engine.memory_budget_bytes(),
+            "models_resident_bytes": self._engine.resident_bytes(),
         }
 
     def doctor(self) -> DoctorReport:
-        registry = self._registry.rescan()
+        registry = self._engine.rescan()
         ready = [e for e in registry if e.ready]
         facts: dict[str, object] = {
             "atelier": __version__,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, replace
 
 from webapp.embedded import DEFAULT_TEXT_MODEL
 from webapp.engine import ChatMessage, Engine, Job, TextRequest
+from webapp.engine.requests import random_seed
 from webapp.errors import ValidationError
 from webapp.registry import ModelEntry
 from webapp.settings import Settings
@@ -23,7 +23,6 @@ from webapp.text_tools import (
 from webapp.users import User
 
 CHAT_TOOL = "chat"
-WORDS_PER_TOKEN = 0.75  # a rough English average, for telling people how much to cut
 
 
 @dataclass(frozen=True)
@@ -65,10 +64,10 @@ class TextService:
         return list(self.library().problems)
 
     def text_models(self, user: User) -> list[ModelEntry]:
-        return self._engine.manager.registry().of_kind("text")
+        return self._engine.registry().of_kind("text")
 
     def default_model(self, tool: Tool | None = None) -> str:
-        names = [entry.name for entry in self._engine.manager.registry().of_kind("text")]
+        names = [entry.name for entry in self._engine.registry().of_kind("text")]
         for candidate in (tool.preferred_model if tool else "", DEFAULT_TEXT_MODEL):
             if candidate and candidate in names:
                 return candidate
@@ -119,7 +118,7 @@ class TextService:
             temperature=chosen["temperature"] if temperature is None else temperature,
             top_p=chosen["top_p"] if top_p is None else top_p,
             max_new_tokens=max_new_tokens or tool.max_new_tokens,
-            seed=secrets.randbelow(2**31) if seed is None else seed,
+            seed=random_seed() if seed is None else seed,
         )
 
     def run_tool(
@@ -145,9 +144,8 @@ class TextService:
         # 2. The model and the parameters.
         model = model or self.default_model(tool)
         generation = self.generation(tool, **parameters)
-        # 3. The prompt, and whether it fits the model's context.
+        # 3. The prompt; the engine checks at submit that it fits the model's context.
         messages = build_messages(tool, values, chosen_voice, history)
-        prompt_tokens = self._check_fits(model, messages, generation.max_new_tokens)
         # 4. One job, or one per variant (they batch together in the engine).
         variants = int(values.get("variants", 1)) if tool.mode == "variants" else 1
         jobs = [
@@ -159,12 +157,13 @@ class TextService:
                     temperature=generation.temperature,
                     top_p=generation.top_p,
                     seed=generation.seed + index,
+                    title=tool.name,
                 ),
                 user,
             )
             for index in range(variants)
         ]
-        return ToolRun(tool, model, messages, prompt_tokens, generation, jobs)
+        return ToolRun(tool, model, messages, len(jobs[0].prompt_ids), generation, jobs)
 
     def chat(
         self,
@@ -197,33 +196,3 @@ class TextService:
                 "to continue.",
                 field="message",
             ) from None
-
-    def count_tokens(self, model: str, messages: tuple[ChatMessage, ...]) -> int:
-        tokenizer = self._engine.manager.get(model).tokenizer
-        encoded = tokenizer.apply_chat_template(
-            [vars(m) for m in messages],
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=True,
-        )
-        return len(encoded["input_ids"])
-
-    def context_length(self, model: str) -> int:
-        return self._engine.manager.get(model).context_length
-
-    def _check_fits(self, model: str, messages: tuple[ChatMessage, ...], answer: int) -> int:
-        entry = self._engine.manager.registry().get(model)
-        if entry.kind != "text":
-            raise ValidationError(f"{model!r} is not a text model.", field="model")
-        tokens = self.count_tokens(model, messages)
-        limit = self.context_length(model)
-        if tokens + answer > limit:
-            over = tokens + answer - limit
-            raise ValidationError(
-                f"This is too long for {model}: the input is {tokens:,} tokens and the answer "
-                f"may take {answer:,}, but the model reads at most {limit:,}. Cut about "
-                f"{over:,} tokens (roughly {int(over * WORDS_PER_TOKEN):,} words) from the "
-                "input, or ask for a shorter answer.",
-                field="input",
-            )
-        return tokens

@@ -16,7 +16,7 @@ def text_tool_through_page(
     """Run a text tool in the page (AppTest); tokens made and seconds from Run to done."""
     from streamlit.testing.v1 import AppTest
 
-    from webapp.engine import get_engine
+    from webapp.ui.resources import get_services
 
     app = AppTest.from_file(str(app_file), default_timeout=600).run()
     app.switch_page("pages/text_tools.py").run()
@@ -31,7 +31,8 @@ def text_tool_through_page(
     seconds = time.perf_counter() - started
     if app.exception:
         raise RuntimeError(f"the page failed: {app.exception}")
-    jobs = get_engine().jobs(local_user(get_engine().settings))
+    engine = get_services().engine  # the page's engine, owned by its cached resource
+    jobs = engine.jobs(local_user(engine.settings))
     if not jobs:
         raise RuntimeError(f"the page ran no job: {[e.value for e in app.error]}")
     job = jobs[0]

@@ -1,4 +1,8 @@
-"""Process-wide singletons for every browser session, made once with st.cache_resource."""
+"""Process-wide singletons for every browser session, made once with st.cache_resource.
+
+The cached services own the app's engine: there is no other. Clearing the cache (new
+settings, tests) shuts that engine down.
+"""
 
 from __future__ import annotations
 
@@ -22,15 +26,17 @@ def get_settings() -> Settings:
     return load_settings()
 
 
-@st.cache_resource(show_spinner="Starting Atelier…")
+def _close(services: Services) -> None:
+    services.close()
+
+
+@st.cache_resource(show_spinner="Starting Atelier…", on_release=_close)
 def get_services() -> Services:
-    """Shared by every session, around the process-wide engine; all thread-safe. Imported
-    here, not at the top: the first page run draws the navigation before this slow start."""
-    from webapp.engine import get_engine, reset_engine
+    """Shared by every session; all thread-safe. Imported here, not at the top: the first
+    page run draws the navigation before this slow start."""
     from webapp.services import build_services
 
-    reset_engine()  # a new cache entry means new settings: the old engine must go
-    services = build_services(get_settings(), engine=get_engine())
+    services = build_services(get_settings())
     # Hundreds of thousands of objects (torch, diffusers, transformers) now live as long
     # as the process. Set aside, the garbage collector stops walking them: each full
     # collection otherwise stalls every session and the engine for a fifth of a second.
@@ -40,6 +46,6 @@ def get_services() -> Services:
 
 
 def clear_resources() -> None:
-    """Forget the settings and services (tests that change the environment)."""
+    """Forget the settings and services, stopping the engine (tests that change settings)."""
     get_services.clear()
     get_settings.clear()

@@ -100,7 +100,7 @@ def job_card(job, show_owner: bool, can_cancel: bool, on_cancel) -> None:
                 f"{STATUS_ICONS[job.status]} **{job.kind.capitalize()}** · `{request.model}`{owner}"
             )
             # The user's own words are shown as plain text, never as markdown or HTML.
-            summary = request.prompt if job.kind == "image" else request.messages[-1].content
+            summary = request.summary
             st.text(summary[:160] + ("…" if len(summary) > 160 else ""))
         with state:
             if job.status == "queued":

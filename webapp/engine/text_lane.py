@@ -1,0 +1,229 @@
+"""The text lane: the requests for one model decode together, a new one joins the running
+batch at the next token, and each step makes one token for every sequence."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import ExitStack
+from typing import Any
+
+from webapp.backends.textgen import DecodeBatch, Sampling, Sequence
+from webapp.engine.core import Engine, failure_message
+from webapp.engine.jobs import Job, JobStatus, Progress, TextResult
+from webapp.engine.lane import Lane
+from webapp.engine.requests import TextRequest
+from webapp.errors import AtelierError, ValidationError
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_BATCH = 16  # sequences decoding together
+WORDS_PER_TOKEN = 0.75  # a rough English average, for telling people how much to cut
+TEXT_FAILED = (
+    "Writing the answer failed. Try again; if it keeps failing, tell your Atelier admin "
+    "(the server log has the details)."
+)
+
+
+class TextLane(Lane):
+    kind = "text"
+    interleaves = True
+    capacity = MAX_TEXT_BATCH
+
+    def __init__(self, engine: Engine, decode_batch=DecodeBatch):
+        super().__init__(engine)
+        self._decode_batch = decode_batch
+        self._session: _Session | None = None
+
+    # -- at submit --------------------------------------------------------------------------
+
+    def admit(self, request: TextRequest, job: Job) -> None:
+        """Tokenize the prompt once, here, and check that it and the answer fit the model."""
+        self.engine.registry().get(request.model, kind="text")
+        tokens = self.engine.tokens
+        prompt = tokens.chat_ids(request.model, [vars(m) for m in request.messages])
+        limit = tokens.context_length(request.model)
+        if len(prompt) + request.max_new_tokens > limit:
+            over = len(prompt) + request.max_new_tokens - limit
+            raise ValidationError(
+                f"This is too long for {request.model}: the input is {len(prompt):,} tokens "
+                f"and the answer may take {request.max_new_tokens:,}, but the model reads at "
+                f"most {limit:,}. Cut about {over:,} tokens (roughly "
+                f"{int(over * WORDS_PER_TOKEN):,} words) from the input, or ask for a shorter "
+                "answer.",
+                field="input",
+            )
+        job.prompt_ids = tuple(prompt)
+
+    # -- on the worker ----------------------------------------------------------------------
+
+    def ready_in(self, now: float) -> float | None:
+        if self._session is not None or self.engine.queued(self.kind):
+            return 0.0
+        return None
+
+    def step(self, nested: bool) -> None:
+        """Admit waiting jobs (one prefill for all of them), then one token for each."""
+        session = self._session or self._open()
+        if session is None:
+            return
+        self._admit(session)
+        session.drop_finished_jobs()
+        session.finish_done()  # some end at their first token
+        try:
+            session.step()
+        except Exception as error:
+            self._fail(session, error)
+            return
+        session.finish_done()
+        if not session.active:
+            self.release()
+
+    def release(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _open(self) -> _Session | None:
+        """A session for the model of the next waiting job, holding that model loaded."""
+        first = self.engine.take(self.kind, key=lambda job: job.model, max_units=1)
+        if not first:
+            return None
+        try:
+            self._session = _Session(self.engine, first[0].model, self._decode_batch)
+        except AtelierError as error:
+            first[0]._finish(JobStatus.FAILED, error=error.message)
+            return None
+        self._session.add(first)
+        return self._session
+
+    def _admit(self, session: _Session) -> None:
+        """Jobs for the session's model join it, unless another model waits its turn."""
+        queued = self.engine.queued(self.kind)
+        if any(job.model != session.model for job in queued) or not session.can_join:
+            return  # let this batch drain so the other model gets its turn
+        free = MAX_TEXT_BATCH - len(session)
+        if free <= 0 or not queued:
+            return
+        jobs = self.engine.take(
+            self.kind,
+            key=lambda job: job.model,
+            max_units=free,
+            accept=lambda job: job.model == session.model,
+        )
+        session.add(jobs)
+
+    def _fail(self, session: _Session, error: Exception) -> None:
+        log.exception("text batch for %s failed", session.model)
+        message = failure_message(error, TEXT_FAILED)
+        for job in session.jobs():
+            job._finish(JobStatus.FAILED, error=message)
+        self.release()
+        self.engine.manager.release_memory()
+
+
+class _Session:
+    """The decoding batch of one text model, holding the model loaded while it has work."""
+
+    def __init__(self, engine: Engine, model: str, decode_batch):
+        self.engine = engine
+        self.model = model
+        self._hold = ExitStack()
+        text_model = self._hold.enter_context(engine.manager.use(model))
+        self._batch = decode_batch(text_model)
+        self._jobs: dict[str, Job] = {}
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    @property
+    def active(self) -> bool:
+        return len(self._batch) > 0
+
+    @property
+    def can_join(self) -> bool:
+        return self._batch.can_join
+
+    def jobs(self) -> list[Job]:
+        return list(self._jobs.values())
+
+    def add(self, jobs: list[Job]) -> None:
+        """Prefill the jobs' prompts together; a fault here fails only these jobs."""
+        jobs = [job for job in jobs if not job.finished]
+        if not jobs:
+            return
+        sequences = [self._sequence(job) for job in jobs]
+        try:
+            self._batch.add(sequences)
+        except Exception as error:
+            log.exception("text jobs could not join the batch for %s", self.model)
+            message = failure_message(error, TEXT_FAILED)
+            for job in jobs:
+                job._finish(JobStatus.FAILED, error=message)
+            return
+        for job, sequence in zip(jobs, sequences, strict=True):
+            self._jobs[job.id] = job
+            self._publish(job, sequence)
+
+    @staticmethod
+    def _sequence(job: Job) -> Sequence:
+        request: TextRequest = job.request
+        sampling = Sampling(
+            request.max_new_tokens,
+            request.sampling_temperature,
+            request.top_p,
+            request.seed,
+            request.stop,
+        )
+        return Sequence(key=job.id, prompt_ids=list(job.prompt_ids), sampling=sampling)
+
+    def drop_finished_jobs(self) -> None:
+        """Cancelled (or otherwise ended) jobs leave the batch."""
+        ended = {job_id for job_id, job in self._jobs.items() if job.finished}
+        for job_id in ended:
+            del self._jobs[job_id]
+        self._batch.remove(ended)
+
+    def step(self) -> None:
+        """One token for every sequence (finished ones were removed before)."""
+        if not self.active:
+            return
+        self._batch.step()
+        for sequence in self._batch.sequences:
+            job = self._jobs.get(sequence.key)
+            if job is not None:
+                self._publish(job, sequence)
+
+    def _publish(self, job: Job, sequence: Sequence) -> None:
+        request: TextRequest = job.request
+        changes: dict[str, Any] = {
+            "text": self._batch.visible_text(sequence),
+            "progress": Progress(len(sequence.generated), request.max_new_tokens),
+        }
+        if sequence.generated and job.first_token_at is None:
+            changes["first_token_at"] = time.time()
+        job._update(**changes)
+
+    def finish_done(self) -> None:
+        """End the jobs whose sequences finished."""
+        done = {s.key for s in self._batch.sequences if s.finished}
+        for sequence in self._batch.remove(done):
+            job = self._jobs.pop(sequence.key)
+            if sequence.finish_reason == "error":
+                job._finish(JobStatus.FAILED, error=TEXT_FAILED)
+                continue
+            now = time.time()
+            result = TextResult(
+                text=sequence.text,
+                tokens=len(sequence.generated),
+                finish_reason=sequence.finish_reason,
+                seconds=now - job.submitted_at,
+                first_token_seconds=(job.first_token_at or now) - job.submitted_at,
+            )
+            job._update(text=sequence.text)
+            job._finish(JobStatus.DONE, result)
+            self.engine.record("text", now - (job.started_at or now))
+
+    def close(self) -> None:
+        self._batch = None
+        self._hold.close()

@@ -1,0 +1,113 @@
+"""Token questions from page threads: how many tokens a chat takes, how long a model's
+context is, which words of a picture prompt the text encoder never reads.
+
+The answers come from tokenizers of the engine's own, loaded from the model's files
+without its weights and never shared with the worker: a fast tokenizer's padding and
+truncation state is not safe to share between threads, and loading weights (or running
+torch) in a page thread slows the worker for good.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from webapp.errors import ValidationError
+from webapp.registry import ModelEntry, Registry
+
+DEFAULT_CONTEXT_LENGTH = 2048
+KEEP_TOKENIZERS = 16
+
+
+@dataclass
+class _Cached:
+    entry: ModelEntry
+    tokenizer: Any
+    context_length: int
+    lock: threading.Lock
+
+
+@dataclass(frozen=True)
+class DroppedWords:
+    """The words past what a picture model's text encoder reads."""
+
+    limit: int  # tokens read
+    words: str
+
+
+class TokenCounter:
+    def __init__(self, registry: Callable[[], Registry]):
+        self._registry = registry
+        self._cached: OrderedDict[str, _Cached] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def chat_ids(self, model: str, messages: list[dict[str, str]]) -> list[int]:
+        """The token ids of a chat, as the model will read it (its chat template applied)."""
+        cached = self._get(model)
+        with cached.lock:
+            encoded = cached.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=True, return_dict=True
+            )
+        return list(encoded["input_ids"])
+
+    def context_length(self, model: str) -> int:
+        return self._get(model).context_length
+
+    def dropped_words(self, model: str, prompt: str) -> DroppedWords | None:
+        """The words of `prompt` a picture model will not read, or None when it reads all."""
+        cached = self._get(model)
+        if cached.tokenizer is None:
+            return None
+        with cached.lock:
+            tokenizer = cached.tokenizer
+            ids = tokenizer(prompt, truncation=False, verbose=False).input_ids
+            limit = tokenizer.model_max_length
+            if len(ids) <= limit:
+                return None
+            words = tokenizer.decode(ids[limit - 1 : -1], skip_special_tokens=True).strip()
+        return DroppedWords(limit=limit - 2, words=words)
+
+    def _get(self, model: str) -> _Cached:
+        registry = self._registry()
+        entry = registry.get(model)
+        with self._lock:
+            cached = self._cached.get(model)
+            if cached is not None and cached.entry == entry:
+                self._cached.move_to_end(model)
+                return cached
+        loaded = _load(entry, registry)
+        with self._lock:
+            self._cached[model] = loaded
+            while len(self._cached) > KEEP_TOKENIZERS:
+                self._cached.popitem(last=False)
+        return loaded
+
+
+def _load(entry: ModelEntry, registry: Registry) -> _Cached:
+    if entry.kind == "image":
+        return _Cached(entry, _clip_tokenizer(entry, registry), 0, threading.Lock())
+    if entry.kind != "text":
+        raise ValidationError(f"{entry.name!r} is not a text or image model.", field="model")
+    from transformers import AutoConfig, AutoTokenizer
+
+    where, options = str(entry.path), {"local_files_only": True, "trust_remote_code": False}
+    if entry.format == "gguf":
+        where, options = str(entry.path.parent), {**options, "gguf_file": entry.path.name}
+    tokenizer = AutoTokenizer.from_pretrained(where, **options)
+    config = AutoConfig.from_pretrained(where, **options)
+    length = getattr(config, "max_position_embeddings", None) or DEFAULT_CONTEXT_LENGTH
+    return _Cached(entry, tokenizer, int(length), threading.Lock())
+
+
+def _clip_tokenizer(entry: ModelEntry, registry: Registry) -> Any:
+    """The picture model's first text-encoder tokenizer (the one its pipeline uses), or None
+    for a single-file checkpoint with no folder of its family to borrow it from."""
+    from transformers import CLIPTokenizer
+
+    folder = entry.path if entry.format == "diffusers" else registry.config_folder_for(entry)
+    if folder is None:
+        return None
+    return CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)

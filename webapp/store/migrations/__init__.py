@@ -1,0 +1,1 @@
+"""Alembic migrations, shipped inside the package and applied on start (`webapp.store.migrate`)."""
