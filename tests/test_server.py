@@ -14,6 +14,7 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,9 @@ def get(app, path: str, client: str) -> tuple[int, dict[str, str]]:
         "client": (client, 50000),
         "server": ("atelier.example", 80),
     }
-    asyncio.run(app(scope, receive, send))
+    # On a thread of its own: Playwright's sync API may hold this thread's event loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, app(scope, receive, send)).result()
     start = sent[0]
     return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}
 
