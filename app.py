@@ -8,7 +8,9 @@ from webapp.ui.resources import get_services, get_settings
 from webapp.ui.session import current_user
 
 use_offline_environment()  # before any model library is imported
-st.set_page_config(page_title="Atelier", page_icon=":material/palette:", layout="wide")
+# An emoji icon: Streamlit draws it as a data: image. A :material: icon would be fetched
+# from fonts.gstatic.com, an outside request on every page load (and refused by the CSP).
+st.set_page_config(page_title="Atelier", page_icon="🎨", layout="wide")
 
 
 def cannot_start(error: SettingsError) -> None:

@@ -88,7 +88,7 @@ else:
 for problem in services.models.problems(user):
     st.warning(problem)
 
-ready = [view for view in views if view.entry.ready]
+ready = [view for view in views if view.entry.ready and view.entry.kind != "lora"]
 if ready:
     st.subheader("Manage", divider="gray")
     name = st.selectbox("Model", [view.entry.name for view in ready])

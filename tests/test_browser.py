@@ -87,15 +87,15 @@ def app_url(tiny_models_dir, tmp_path_factory):
         "ATELIER_DEVICE": "cpu",
         "ATELIER_LIBRARY_DIR": str(REPO / "library"),
     }
+    # As `make run` starts it: `atelier serve`, which becomes serve.py's st.App server.
     command = [
         sys.executable,
         "-m",
-        "streamlit",
-        "run",
-        str(REPO / "app.py"),
-        "--server.port",
+        "webapp.cli",
+        "serve",
+        "--port",
         str(port),
-        "--server.address",
+        "--address",
         "127.0.0.1",
     ]
     server = subprocess.Popen(
@@ -240,3 +240,22 @@ def test_send_a_result_to_image_to_image_and_change_it(page, app_url):
     page.locator("canvas.strokes").wait_for()  # the picture is there to paint on
     page.get_by_role("button", name="Generate").click()
     page.get_by_text("your picture changed").wait_for()
+
+
+def test_the_pages_work_under_the_content_security_policy(page, app_url):
+    refused = []
+    page.on("console", lambda m: refused.append(m.text) if "Security Policy" in m.text else None)
+    response = page.goto(app_url)
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "img-src 'self' data: blob:" in response.headers["content-security-policy"]
+    page.get_by_role("heading", name="Atelier", exact=True).wait_for()
+    page.get_by_role("link", name="Image Studio").click()
+    page.get_by_label("What should the picture show?").fill("a red kite")
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_text("image(s) in").wait_for()
+    shown = page.locator("img").first
+    shown.wait_for()
+    assert shown.evaluate("image => image.complete && image.naturalWidth > 0")
+    page.get_by_role("link", name="Text tools").click()
+    page.get_by_text("Pick a tool.").wait_for()
+    assert refused == []

@@ -1,4 +1,5 @@
 import json
+import pickle
 
 import pytest
 
@@ -36,6 +37,20 @@ def test_models_list_table_for_people(env, capsys):
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out
     assert "tiny-sd" in out and "diffusers" in out
+
+
+def test_models_list_shows_a_renamed_pickle_as_refused_with_the_reason(env, capsys, monkeypatch):
+    models = env / "models"
+    (models / "loras").mkdir(parents=True)
+    (models / "sneaky.safetensors").write_bytes(pickle.dumps({"weight": 1}))
+    (models / "loras" / "cut.safetensors").write_bytes(b"\x40" + b"\0" * 7 + b"{}")
+    monkeypatch.setenv("ATELIER_MODELS_DIR", str(models))
+    code, listing = run_json(capsys, "models", "list", "--json")
+    rows = {row["name"]: row for row in listing["models"]}
+    assert rows["sneaky"]["status"] == "refused" and "Python pickle" in rows["sneaky"]["problem"]
+    assert rows["cut"]["kind"] == "lora" and rows["cut"]["status"] == "broken"
+    assert main(["models", "list"]) == 0
+    assert "[refused] sneaky.safetensors is a Python pickle" in capsys.readouterr().out
 
 
 def test_doctor_json_reports_device_models_and_data_dir(env, capsys):

@@ -1,5 +1,6 @@
 """The pages as a person uses them, through Streamlit's AppTest from app.py."""
 
+import pickle
 import shutil
 
 import pytest
@@ -116,14 +117,21 @@ def test_models_page_lists_models_and_loads_unloads_and_pins(app_env, tiny_model
 
 def test_models_page_shows_refused_and_broken_models_with_reasons(app_env, models_dir):
     (models_dir / "legacy.ckpt").write_bytes(b"x")
+    (models_dir / "sneaky.safetensors").write_bytes(pickle.dumps({"weight": 1}))
     (models_dir / "tiny-llm" / "config.json").write_text("{oops")
+    (models_dir / "loras").mkdir()
+    (models_dir / "loras" / "cut.safetensors").write_bytes(b"\x10\0\0\0\0\0\0\0{")
     app_env(models_dir)
     app = run_app()
     app.switch_page("pages/models.py").run()
     table = app.dataframe[0].value
     statuses = dict(zip(table["Name"], table["Status"], strict=True))
     assert statuses["legacy"].startswith("refused") and "arbitrary code" in statuses["legacy"]
+    assert statuses["sneaky"].startswith("refused") and "Python pickle" in statuses["sneaky"]
     assert statuses["tiny-llm"].startswith("broken") and "config.json" in statuses["tiny-llm"]
+    assert statuses["cut"].startswith(
+        "broken: cut.safetensors is cut short: its header alone needs 24 bytes and the file has 9."
+    )
     assert [o for o in app.selectbox[0].options] == ["tiny-sd"]
 
 
@@ -361,8 +369,10 @@ def visible_errors(app: AppTest) -> list[str]:
 
 
 def test_a_refused_generate_says_why_in_view_without_server_paths(app_env, models_dir):
-    unet = next((models_dir / "tiny-sd" / "unet").glob("*.safetensors"))
-    unet.write_bytes(unet.read_bytes()[:100])  # a broken default model
+    config = models_dir / "tiny-sd" / "unet" / "config.json"  # weights that do not fit it
+    config.write_text(
+        config.read_text().replace('"cross_attention_dim": 32', '"cross_attention_dim": 48')
+    )
     app = open_studio(app_env, models_dir)
     app.text_area(key="img-prompt").input("a fox")
     app.button(key="FormSubmitter:image-form-Generate").click().run()

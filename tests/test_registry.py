@@ -1,5 +1,6 @@
 import json
 import os
+import pickle
 
 import pytest
 import torch
@@ -7,7 +8,15 @@ from safetensors.torch import save_file
 
 from webapp.embedded import packaged_gguf
 from webapp.errors import ModelLoadError, ModelNotFound, ModelRefused, ValidationError
-from webapp.registry import BROKEN, READY, REFUSED, check_model_name, discover
+from webapp.registry import (
+    BROKEN,
+    READY,
+    REFUSED,
+    check_model_name,
+    discover,
+    lora_names,
+    lora_path,
+)
 from webapp.settings import Settings
 
 
@@ -68,7 +77,7 @@ def test_truncated_safetensors_is_broken_with_its_cause(tmp_path):
     path.write_bytes(path.read_bytes()[:40])
     registry = scan(tmp_path)
     assert registry.entries["cut"].status == BROKEN
-    with pytest.raises(ModelLoadError, match="cut.*cannot be read"):
+    with pytest.raises(ModelLoadError, match="cut.safetensors is cut short"):
         registry.get("cut")
 
 
@@ -160,3 +169,72 @@ def test_missing_models_dir_is_a_problem(tmp_path):
     registry = scan(tmp_path / "nowhere")
     assert not registry.entries
     assert "ATELIER_MODELS_DIR" in registry.problems[0]
+
+
+def test_a_pickle_named_safetensors_is_refused_even_where_pickles_are_allowed(tmp_path):
+    (tmp_path / "sneaky.safetensors").write_bytes(pickle.dumps({"weight": [1.0]}))
+    for allow in (False, True):
+        entry = scan(tmp_path, allow_pickle=allow).entries["sneaky"]
+        assert entry.status == REFUSED
+        assert "Python pickle" in entry.problem and str(tmp_path) not in entry.problem
+
+
+def test_a_torch_checkpoint_named_gguf_is_refused(tmp_path):
+    torch.save({"weight": torch.ones(2)}, tmp_path / "chat.gguf")
+    entry = scan(tmp_path).entries["chat"]
+    assert entry.status == REFUSED and "zip archive" in entry.problem
+
+
+def test_a_cut_weight_file_inside_a_diffusers_folder_breaks_the_model(models_dir):
+    unet = models_dir / "tiny-sd" / "unet" / "diffusion_pytorch_model.safetensors"
+    unet.write_bytes(unet.read_bytes()[:-10])
+    entry = scan(models_dir).entries["tiny-sd"]
+    assert entry.status == BROKEN
+    assert entry.problem.startswith("in unet/: diffusion_pytorch_model.safetensors is cut short")
+
+
+def test_a_pickle_in_place_of_a_transformers_weight_file_is_refused(models_dir):
+    (models_dir / "tiny-llm" / "model.safetensors").write_bytes(pickle.dumps({"w": 1}))
+    entry = scan(models_dir).entries["tiny-llm"]
+    assert entry.status == REFUSED and entry.problem.startswith("model.safetensors is a Python")
+
+
+def test_loras_are_listed_with_their_state_and_only_sound_ones_are_offered(models_dir, tmp_path):
+    loras = models_dir / "loras"
+    loras.mkdir()
+    write_checkpoint(loras / "good.safetensors", ["lora_unet_down.alpha"])
+    os.symlink(loras / "good.safetensors", loras / "alias.safetensors")
+    write_checkpoint(loras / "cut.safetensors", ["lora_unet_down.alpha"])
+    (loras / "cut.safetensors").write_bytes((loras / "cut.safetensors").read_bytes()[:-3])
+    (loras / "evil.safetensors").write_bytes(pickle.dumps({"w": 1}))
+    (loras / "old.pt").write_bytes(pickle.dumps({"w": 1}))
+    write_checkpoint(tmp_path / "outside.safetensors", ["lora_unet_down.alpha"])
+    os.symlink(tmp_path / "outside.safetensors", loras / "linked.safetensors")
+    os.mkfifo(loras / "pipe.safetensors")
+
+    registry = scan(models_dir)
+    assert {entry.name: entry.status for entry in registry.loras.values()} == {
+        "alias": READY,
+        "cut": BROKEN,
+        "evil": REFUSED,
+        "good": READY,
+        "linked": REFUSED,
+        "old": REFUSED,
+    }
+    assert "links outside the models dir" in registry.loras["linked"].problem
+    assert [e.name for e in registry.listing()][-6:] == sorted(registry.loras)
+    assert lora_names(models_dir) == ["alias", "good"]
+    assert lora_path(models_dir, "good") == (loras / "good.safetensors").resolve()
+    with pytest.raises(ValidationError, match="'evil' cannot be used: evil.safetensors is a Py"):
+        lora_path(models_dir, "evil")
+    with pytest.raises(ValidationError, match="Unknown LoRA") as caught:
+        lora_path(models_dir, "../tiny-llm/model")
+    assert caught.value.field == "loras"
+    with pytest.raises(ModelNotFound):
+        registry.get("good")  # a LoRA is not a model
+
+
+@pytest.mark.parametrize("name", ["%2e%2e", "..\\tiny-sd", "tiny\x00sd", "tiny-sd/", "~root"])
+def test_model_names_carrying_encoded_or_odd_characters_are_rejected(name):
+    with pytest.raises(ValidationError):
+        check_model_name(name)

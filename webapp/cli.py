@@ -17,8 +17,10 @@ from webapp.formatting import human_bytes
 from webapp.offline import use_offline_environment
 from webapp.settings import Settings, load_settings
 from webapp.users import local_user
+from webapp.versions import require_safe_versions
 
 APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
+SERVER_FILE = APP_FILE.with_name("serve.py")  # app.py behind st.App and its HTTP hardening
 
 
 def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
@@ -58,7 +60,7 @@ def cmd_models_list(settings: Settings, args: argparse.Namespace) -> int:
             "status": e.status,
             "problem": e.problem,
         }
-        for e in registry
+        for e in registry.listing()
     ]
     if args.json:
         print(json.dumps({"models": rows, "problems": list(registry.problems)}, indent=2))
@@ -100,21 +102,24 @@ def cmd_prepare_default_model(settings: Settings, args: argparse.Namespace) -> i
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    if not APP_FILE.is_file():
-        raise AtelierError(
-            f"{APP_FILE} is missing: install Atelier from its source folder (pip install -e .)."
-        )
+    for needed in (APP_FILE, SERVER_FILE):
+        if not needed.is_file():
+            raise AtelierError(
+                f"{needed} is missing: install Atelier from its source folder (pip install -e .)."
+            )
     command = [
         sys.executable,
         "-m",
         "streamlit",
         "run",
-        str(APP_FILE),
+        str(SERVER_FILE),
         "--server.port",
         str(args.port),
         "--server.address",
         args.address,
     ]
+    shown = "localhost" if args.address in ("0.0.0.0", "::") else args.address
+    print(f"Atelier: serving http://{shown}:{args.port} (Ctrl+C stops it)", flush=True)
     # The server takes this process's place: stopping `atelier serve` stops the server and
     # frees its port, with no child left behind.
     os.chdir(APP_FILE.parent)
@@ -321,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.run is not cmd_doctor:  # doctor shows the failed checks instead
+            require_safe_versions()
         settings = load_settings()
         return args.run(settings, args)
     except AtelierError as error:

@@ -16,6 +16,7 @@ from typing import Any
 from PIL import Image
 
 from webapp.atomic import remove_stale_staging
+from webapp.paths import PathEscape, confined
 from webapp.png_recipe import read_recipe, save_png
 from webapp.users import User
 
@@ -72,8 +73,16 @@ class ImageStore:
         except OSError:
             return None  # deleted meanwhile
 
-    def owns(self, user: User, path: Path) -> bool:
-        return path.resolve().parent == self.folder_of(user).resolve()
+    def owns(self, user: User, path: str | os.PathLike[str]) -> bool:
+        """Whether `path` names a PNG in this person's own folder (links followed, and
+        never through `..`, an encoded name or a link into another folder)."""
+        folder = self.folder_of(user)
+        relative = os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+        try:
+            found = confined(folder, relative)
+        except PathEscape:
+            return False
+        return found.parent == folder.resolve() and found.suffix == ".png"
 
 
 def folder_name(user_id: str) -> str:

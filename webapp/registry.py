@@ -1,7 +1,8 @@
 """What models exist: discovered under the models dir, described by `models/catalog.toml`.
 
-Discovery only reads small files (configs, file headers); it never loads weights.
-Models that cannot be used are still listed, with the reason, so admins see why.
+Discovery only reads small files (configs, and the header of every weight file, checked by
+its content in `webapp.model_files`); it never loads weights. Models and LoRAs that cannot
+be used are still listed, with the reason, so admins see why.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from webapp.errors import ModelLoadError, ModelNotFound, ModelRefused, ValidationError
+from webapp.model_files import check_weights
+from webapp.paths import PathEscape, confined
 from webapp.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
@@ -74,9 +77,15 @@ class Registry:
     models_dir: Path
     entries: dict[str, ModelEntry]
     problems: tuple[str, ...] = ()
+    # LoRAs (kind "lora"), kept apart: they are not models and share no names with them.
+    loras: dict[str, ModelEntry] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[ModelEntry]:
         return iter(sorted(self.entries.values(), key=lambda entry: (entry.kind, entry.name)))
+
+    def listing(self) -> list[ModelEntry]:
+        """Every model, then every LoRA, usable or not: what admins are shown."""
+        return [*self, *sorted(self.loras.values(), key=lambda entry: entry.name)]
 
     def of_kind(self, kind: str) -> list[ModelEntry]:
         return [entry for entry in self if entry.kind == kind and entry.ready]
@@ -114,24 +123,54 @@ class Registry:
         return None
 
 
-def lora_names(models_dir: Path) -> list[str]:
-    """The LoRA files under `models/loras/` (safetensors only)."""
+def lora_entries(models_dir: Path) -> dict[str, ModelEntry]:
+    """The LoRA files under `models/loras/`, each checked by its content (a stat per file
+    once its header has been read)."""
     folder = models_dir / LORA_DIR
     if not folder.is_dir():
-        return []
-    return sorted(p.stem for p in folder.glob("*.safetensors") if NAME_PATTERN.match(p.stem))
+        return {}
+    entries = {}
+    for path in sorted(folder.iterdir()):
+        suffix = path.suffix.lower()
+        if path.name.startswith(".") or suffix not in (".safetensors", *PICKLE_SUFFIXES):
+            continue
+        if not path.is_file() or not NAME_PATTERN.match(path.stem):
+            continue  # special files are never opened; odd names never listed
+        entry = _entry(path, "lora", "safetensors", "unknown")
+        try:
+            confined(models_dir, path.relative_to(models_dir))
+        except PathEscape:
+            entry = replace(
+                entry, status=REFUSED, problem=f"{path.name} links outside the models dir."
+            )
+        else:
+            if suffix in PICKLE_SUFFIXES:
+                entry = _refuse_pickle(replace(entry, format="pickle"), [path])
+            else:
+                entry = _checked(entry, [path], folder)
+        entries.setdefault(entry.name, entry)
+    return entries
+
+
+def lora_names(models_dir: Path) -> list[str]:
+    """The LoRAs that can be used."""
+    return [name for name, entry in lora_entries(models_dir).items() if entry.ready]
 
 
 def lora_path(models_dir: Path, name: str) -> Path:
-    """The file of an installed LoRA, or a ValidationError naming the ones there are."""
-    if not NAME_PATTERN.match(name or "") or name not in lora_names(models_dir):
-        available = ", ".join(lora_names(models_dir)) or "none installed"
+    """The file of a usable LoRA, or a ValidationError that says why not."""
+    entries = lora_entries(models_dir)
+    entry = entries.get(name) if NAME_PATTERN.match(name or "") else None
+    if entry is None:
+        available = ", ".join(n for n, e in entries.items() if e.ready) or "none installed"
         raise ValidationError(
             f"Unknown LoRA {name!r}. Available: {available}. An admin adds LoRAs as "
             f"NAME.safetensors files in the {LORA_DIR} folder of the models dir.",
             field="loras",
         )
-    return models_dir / LORA_DIR / f"{name}.safetensors"
+    if not entry.ready:
+        raise ValidationError(f"LoRA {name!r} cannot be used: {entry.problem}", field="loras")
+    return confined(models_dir, entry.path.relative_to(models_dir), field="loras")
 
 
 def discover(settings: Settings) -> Registry:
@@ -166,7 +205,7 @@ def discover(settings: Settings) -> Registry:
         entries[entry.name] = _apply_catalog(entry, catalog.get(entry.name, {}))
     for name in sorted(set(catalog) - set(entries)):
         log.info("catalog entry %s has no model under %s", name, models_dir)
-    return Registry(models_dir, entries, tuple(problems))
+    return Registry(models_dir, entries, tuple(problems), lora_entries(models_dir))
 
 
 def _read_catalog(path: Path, problems: list[str]) -> dict[str, dict[str, Any]]:
@@ -226,6 +265,26 @@ def _refuse_pickle(entry: ModelEntry, files: Iterable[Path]) -> ModelEntry:
     return replace(entry, status=REFUSED, problem=reason)
 
 
+def _checked(entry: ModelEntry, files: Iterable[Path], root: Path) -> ModelEntry:
+    """The entry, refused or broken if one of its weight files fails the content check;
+    file names are shown relative to `root`."""
+    for path in files:
+        shown = path.relative_to(root)
+        try:
+            check_weights(path)
+        except ModelRefused as error:
+            return replace(entry, status=REFUSED, problem=_in_folder(shown, error.message))
+        except ModelLoadError as error:
+            what = "LoRA" if entry.kind == "lora" else "model"
+            advice = f" It may be damaged or incomplete: copy the {what} into the models dir again."
+            return _broken(entry, _in_folder(shown, error.message) + advice)
+    return entry
+
+
+def _in_folder(shown: Path, message: str) -> str:
+    return message if shown.parent == Path(".") else f"in {shown.parent}/: {message}"
+
+
 def _inspect(path: Path, allow_pickle: bool) -> ModelEntry | None:
     if not (path.is_dir() or path.is_file()):
         return None  # a FIFO, socket or device: reading one could block for ever
@@ -276,12 +335,15 @@ def _inspect_diffusers(path: Path, allow_pickle: bool) -> ModelEntry:
         folder = path / component
         if not folder.is_dir():
             return _broken(entry, f"the {component!r} folder named in model_index.json is missing.")
+        safe, pickles = _weights_in(folder)
         if component in ("unet", "vae", "text_encoder", "text_encoder_2", "transformer"):
-            safe, pickles = _weights_in(folder)
             if not safe and not pickles:
                 return _broken(entry, f"the {component!r} folder has no weight files.")
             if not safe:
                 pickled.extend(pickles)
+        checked = _checked(entry, safe, path)
+        if not checked.ready:
+            return checked
     if pickled and not allow_pickle:
         return _refuse_pickle(entry, pickled)
     return entry
@@ -326,32 +388,21 @@ def _inspect_transformers(path: Path, allow_pickle: bool) -> ModelEntry:
         return _broken(entry, "no weight files (*.safetensors).")
     if not safe and not allow_pickle:
         return _refuse_pickle(entry, pickles)
-    return entry
+    return _checked(entry, safe, path)
 
 
 def _inspect_gguf(path: Path) -> ModelEntry:
-    entry = _entry(path, "text", "gguf", "unknown")
-    try:
-        from gguf import GGUFReader
-
-        reader = GGUFReader(path)
-        arch = reader.get_field("general.architecture")
-        family = arch.contents() if arch is not None else "unknown"
-    except Exception as error:  # gguf raises assorted errors on bad files
-        return _broken(entry, f"the GGUF file cannot be read ({error}).")
-    return replace(entry, family=str(family))
+    entry = _checked(_entry(path, "text", "gguf", "unknown"), [path], path.parent)
+    if not entry.ready:
+        return entry
+    return replace(entry, family=check_weights(path).architecture)
 
 
 def _inspect_single_file(path: Path) -> ModelEntry:
-    entry = _entry(path, "image", "single-file", "unknown")
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            keys = list(handle.keys())
-    except Exception as error:  # safetensors raises its own error types on corrupt files
-        return _broken(entry, f"the .safetensors file cannot be read ({error}).")
-    family = _checkpoint_family(path, keys)
+    entry = _checked(_entry(path, "image", "single-file", "unknown"), [path], path.parent)
+    if not entry.ready:
+        return entry
+    family = _checkpoint_family(path, list(check_weights(path).tensors))
     if family == "unknown":
         return _broken(
             entry,

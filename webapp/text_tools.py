@@ -1,7 +1,8 @@
 """Text tools and brand voices: data files an admin adds without code.
 
-A tool's prompt is a Jinja2 template, rendered in a sandbox with the user's inputs passed as
-data: text a person types is never itself rendered as a template.
+A tool's prompt is a Jinja2 template, rendered in a sandbox with limits on time and size
+(`webapp.template_limits`) and the user's inputs passed as data: text a person types is
+never itself rendered as a template.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta
-from jinja2.sandbox import SandboxedEnvironment
 
 from webapp.datafiles import ID_PATTERN, load_toml_folder, require
 from webapp.engine import ChatMessage
 from webapp.errors import ValidationError
+from webapp.template_limits import LimitedSandbox
 
 FIELD_TYPES = ("text", "long_text", "choice", "number")
 MODES = ("single", "variants", "diff", "chat")
@@ -30,7 +31,7 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Characters that show nothing: text made only of these (and spaces) is empty.
 INVISIBLE = re.compile(r"[\s\u00ad\u034f\u115f\u1160\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
 
-_templates = SandboxedEnvironment(
+_templates = LimitedSandbox(
     undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
 )
 
@@ -216,8 +217,8 @@ def clean_inputs(tool: Tool, raw: dict[str, Any]) -> dict[str, Any]:
 def render_prompt(tool: Tool, values: dict[str, Any]) -> str:
     """The tool's template with the values as data (never as template source)."""
     try:
-        return _templates.from_string(tool.prompt).render(**values).strip()
-    except TemplateError as error:  # the sandbox refuses unsafe templates at render time
+        return _templates.render_limited(tool.prompt, values).strip()
+    except TemplateError as error:  # the sandbox refuses unsafe or runaway templates
         raise ValidationError(
             f"The tool file for {tool.name!r} has a template Atelier will not run ({error}). "
             "Tell your Atelier admin.",

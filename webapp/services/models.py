@@ -30,10 +30,11 @@ class ModelService:
         return [e for e in self._engine.registry() if e.ready and (kind is None or e.kind == kind)]
 
     def overview(self, user: User) -> list[ModelView]:
-        """Every discovered model, usable or not, with its loaded state (admins)."""
+        """Every discovered model and LoRA, usable or not, with its loaded state (admins)."""
         require_admin(user, "see the model overview")
         stats = {s.name: s for s in self._engine.model_stats()}
-        return [ModelView(entry, stats.get(entry.name)) for entry in self._engine.registry()]
+        listing = self._engine.registry().listing()
+        return [ModelView(e, None if e.kind == "lora" else stats.get(e.name)) for e in listing]
 
     def problems(self, user: User) -> list[str]:
         require_admin(user, "see model problems")

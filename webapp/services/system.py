@@ -15,6 +15,7 @@ from webapp.embedded import DEFAULT_TEXT_MODEL, is_prepared
 from webapp.engine import Engine
 from webapp.settings import Settings, env_name
 from webapp.text_tools import load_library
+from webapp.versions import version_checks
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class SystemService:
             },
         }
         checks = [
+            *(Check(c.name, c.ok, c.detail, c.advice) for c in version_checks()),
             self._models_dir_check(),
             _writable_check(self._settings.data_dir),
             self._default_model_check(),
@@ -102,11 +104,11 @@ class SystemService:
                     f"into the models dir, or set {env_name('safety_checker')}=false.",
                 )
             )
-        for entry in registry:
+        for entry in registry.listing():
             if not entry.ready:
                 checks.append(
                     Check(
-                        f"model {entry.name}",
+                        f"{'LoRA' if entry.kind == 'lora' else 'model'} {entry.name}",
                         False,
                         entry.problem or entry.status,
                         "Fix or remove the files, then rescan.",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from webapp.settings import Settings, load_settings
+from webapp.versions import require_safe_versions
 
 if TYPE_CHECKING:
     from webapp.services import Services
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
 
 @st.cache_resource(show_spinner=False)
 def get_settings() -> Settings:
-    """Read once per process (quick); a bad value raises SettingsError."""
+    """Read once per process (quick); a bad value, a library below its security floor or an
+    unsafe environment raises SettingsError."""
+    require_safe_versions()
     return load_settings()
 
 
