@@ -15,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from webapp.errors import ValidationError
+from jinja2 import TemplateError
+
+from webapp.errors import ModelLoadError, ValidationError
 from webapp.registry import ModelEntry, Registry
 
 DEFAULT_CONTEXT_LENGTH = 2048
@@ -47,10 +49,17 @@ class TokenCounter:
     def chat_ids(self, model: str, messages: list[dict[str, str]]) -> list[int]:
         """The token ids of a chat, as the model will read it (its chat template applied)."""
         cached = self._get(model)
-        with cached.lock:
-            encoded = cached.tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=True, return_dict=True
-            )
+        try:
+            with cached.lock:
+                encoded = cached.tokenizer.apply_chat_template(
+                    messages, add_generation_prompt=True, tokenize=True, return_dict=True
+                )
+        except TemplateError as error:  # a sandbox refusal, or a broken template
+            raise ModelLoadError(
+                f"The chat template that comes with {model!r} cannot be used ({error}). "
+                "Tell your Atelier admin: the model's tokenizer_config.json needs fixing.",
+                field="model",
+            ) from None
         return list(encoded["input_ids"])
 
     def context_length(self, model: str) -> int:
