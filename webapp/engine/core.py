@@ -233,16 +233,12 @@ class Engine:
         return self._stopping
 
     def take(
-        self,
-        kind: str,
-        key: Callable[[Job], Hashable],
-        max_units: int,
-        units: Callable[[Job], int] = lambda job: 1,
-        accept: Callable[[Job], bool] = lambda job: True,
+        self, kind: str, key: Callable[[Job], Hashable], max_units: int, **options: Any
     ) -> list[Job]:
-        """The next batch of `kind` from the fair queue, marked running."""
+        """The next batch of `kind` from the fair queue (`FairQueue.take_batch`: `units` and
+        `accept` may narrow it), marked running."""
         with self._lock:
-            jobs = self._queue.take_batch(kind, key, max_units, units, accept)
+            jobs = self._queue.take_batch(kind, key, max_units, **options)
             for job in jobs:
                 job._start()
             self._running[kind].extend(jobs)

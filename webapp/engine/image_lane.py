@@ -104,7 +104,7 @@ class ImageLane(Lane):
         return max(0.0, oldest + self._gather_seconds - now)
 
     def step(self, nested: bool) -> None:
-        jobs = self.engine.take(self.kind, batch_key, self.capacity, batch_units)
+        jobs = self.engine.take(self.kind, batch_key, self.capacity, units=batch_units)
         if jobs:
             self._run(jobs)
 
