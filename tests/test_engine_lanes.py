@@ -240,3 +240,43 @@ def test_cancelling_one_job_in_a_mixed_load_leaves_the_others_alone(make_engine)
     assert all(job.result(60) for job in pictures)
     assert answers[0].result(60).tokens and answers[2].result(60).tokens
     assert answers[1].status == JobStatus.CANCELLED
+
+
+def test_a_fault_in_the_worker_loop_starts_it_again_and_serving_goes_on(make_engine):
+    engine = make_engine(image_runner=Recorder())
+    real, calls = engine._next_work, []
+
+    def faulty():
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("injected fault in the worker loop")
+        return real()
+
+    engine._next_work = faulty
+    jobs = [engine.submit(image(f"p{i}"), ADA) for i in range(3)]
+    for job in jobs:
+        job.wait(30)
+    assert [job.status for job in jobs].count(JobStatus.DONE) >= 2
+    after = engine.submit(image("after the fault"), BOB)
+    assert after.result(30).images
+    health = engine.health()
+    assert health["worker_alive"] and health["worker_restarts"] == 1
+
+
+def test_a_full_queue_says_when_to_try_again(tiny_models_dir):
+    from webapp.errors import QueueFull
+
+    recorder = Recorder()
+    recorder.gate.clear()
+    settings = Settings(models_dir=tiny_models_dir, device="cpu", queue_max_per_user=1)
+    engine = build_engine(settings, image_runner=recorder)
+    try:
+        engine.submit(image("running"), ADA)
+        assert recorder.in_first_call.wait(30)
+        engine.submit(image("waiting"), ADA)
+        with pytest.raises(QueueFull, match=r"Try again in about \d+ s") as caught:
+            engine.submit(image("one too many"), ADA)
+        assert caught.value.retry_after >= 1
+    finally:
+        recorder.gate.set()
+        engine.shutdown()

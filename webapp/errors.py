@@ -49,7 +49,12 @@ class Forbidden(AtelierError):
 
 
 class QueueFull(AtelierError):
-    """The job queue (the user's share or the whole) is full."""
+    """The job queue (the user's share or the whole) is full. `retry_after` estimates the
+    seconds until there is room (an API answers it as Retry-After)."""
+
+    def __init__(self, message: str, retry_after: int = 0):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotFound(AtelierError):

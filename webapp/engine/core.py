@@ -8,6 +8,7 @@ every failure inside its own job. Pages and services submit jobs and watch them.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict, deque
@@ -68,6 +69,7 @@ class Engine:
         self._turn = 0  # which lane the worker looks at first, in rotation
         self._nested = False
         self._stopping = False
+        self._restarts = 0
         self._worker = threading.Thread(target=self._work, name="atelier-engine", daemon=True)
 
     def add_lane(self, lane: Lane) -> None:
@@ -114,7 +116,7 @@ class Engine:
         with self._lock:
             if self._stopping:
                 raise AtelierError("Atelier is shutting down; try again in a moment.")
-            self._queue.push(job)
+            self._queue.push(job, retry_after=self._seconds_until_room(job.kind))
             self._jobs[job.id] = job
             self._lock.notify_all()
         return job
@@ -279,15 +281,59 @@ class Engine:
     # -- the worker -------------------------------------------------------------------------
 
     def _work(self) -> None:
+        """The worker's life. A fault in the loop itself (not in a lane: those fail their
+        own jobs) fails what was running and starts the loop again, so waiting jobs are
+        served by a live worker, never left to a dead thread."""
+        while True:
+            try:
+                self._serve()
+                break
+            except BaseException:
+                log.exception("the engine's worker loop failed; starting it again")
+                self._restarts += 1
+                self._fail_running(FAILED_MESSAGE)
+                if self._stopping:
+                    break
+        for lane in self._lanes.values():
+            self._release(lane)
+        self.manager.unload_all()
+
+    def _serve(self) -> None:
         while (lane := self._next_work()) is not None:
             if lane == "calls":
                 self._run_calls()
                 continue
             self._step(lane, nested=False)
             self._tidy()
+
+    def _fail_running(self, message: str, kind: str | None = None) -> None:
+        with self._lock:
+            running = [
+                job
+                for lane_kind, jobs in self._running.items()
+                if kind in (None, lane_kind)
+                for job in jobs
+                if not job.finished
+            ]
+        for job in running:
+            job._finish(JobStatus.FAILED, error=message)
         for lane in self._lanes.values():
-            self._release(lane)
-        self.manager.unload_all()
+            if kind in (None, lane.kind):
+                self._release(lane)
+
+    def health(self) -> dict[str, Any]:
+        """The engine's state, for a health check: is the worker alive, how often has its
+        loop been started again, what waits and runs, which models are loaded."""
+        with self._lock:
+            queued, running = len(self._queue), self.running_count()
+        return {
+            "worker_alive": self._worker.is_alive(),
+            "worker_restarts": self._restarts,
+            "stopping": self._stopping,
+            "queued": queued,
+            "running": running,
+            "models_loaded": [stats.name for stats in self.manager.stats()],
+        }
 
     def _next_work(self) -> Lane | str | None:
         """Wait until a lane has work (taking turns), a call is asked for, or the engine
@@ -317,12 +363,8 @@ class Engine:
         except Exception as error:
             log.exception("the %s lane failed", lane.kind)
             message = failure_message(error, FAILED_MESSAGE)
-            with self._lock:
-                failed = [job for job in self._running[lane.kind] if not job.finished]
-            for job in failed:
-                job._finish(JobStatus.FAILED, error=message)
             del error
-            self._release(lane)
+            self._fail_running(message, kind=lane.kind)
 
     def _release(self, lane: Lane) -> None:
         try:
@@ -351,6 +393,14 @@ class Engine:
                     del self._jobs[job_id]
 
     # -- position and estimates -------------------------------------------------------------
+
+    def _seconds_until_room(self, kind: str) -> int:
+        """When the queue will next take jobs of `kind` off its list: as the running batch
+        ends (lock held)."""
+        self._estimate()
+        running = [j.eta_seconds or 0.0 for j in self._running[kind] if not j.finished]
+        seconds = max(running) if running else self._seconds_per_job[kind]
+        return max(1, math.ceil(seconds or 10))
 
     def _estimate(self) -> None:
         """Fill in queue positions and ETAs (called with the lock held)."""

@@ -24,15 +24,20 @@ class FairQueue:
     def count_for(self, user_id: str) -> int:
         return len(self._queues.get(user_id, ()))
 
-    def push(self, job: Job) -> None:
+    def push(self, job: Job, retry_after: int = 0) -> None:
+        """Queue `job`, or refuse with QueueFull saying when to try again (`retry_after`
+        seconds: the caller's estimate of when there will be room)."""
+        wait = f"about {retry_after} s" if retry_after else "a minute"
         if len(self) >= self.max_total:
             raise QueueFull(
-                f"The queue is full ({self.max_total} jobs waiting). Try again in a minute."
+                f"The queue is full ({self.max_total} jobs waiting). Try again in {wait}.",
+                retry_after,
             )
         if self.count_for(job.user.id) >= self.max_per_user:
             raise QueueFull(
                 f"You already have {self.max_per_user} jobs waiting, the most allowed. "
-                "Wait for one to finish, or cancel one.",
+                f"Try again in {wait}, when one has started, or cancel one.",
+                retry_after,
             )
         self._queues.setdefault(job.user.id, deque()).append(job)
 
