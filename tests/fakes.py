@@ -1,12 +1,14 @@
-"""Fakes for tests above the model adapters."""
+"""Fakes for tests above the model adapters (the slow and canned ones live in webapp.bench.fakes,
+which the load benchmark shares)."""
 
 from __future__ import annotations
 
 import threading
-import time
 
 import torch
 from PIL import Image
+
+from webapp.bench.fakes import CannedDecodeBatch, SlowImages  # noqa: F401  (re-exported)
 
 
 class Recorder:
@@ -37,69 +39,3 @@ class Recorder:
             if on_step(step, torch.zeros(len(rows), 4, 8, 8)):
                 break
         return [Image.new("RGB", (8, 8), (row.seed % 256, 0, 0)) for row in rows]
-
-
-class CannedDecodeBatch:
-    """A fake text decoder with DecodeBatch's interface: every sequence answers with the
-    next canned reply, a word per step. `replies` is shared, like simonw/llm's enqueue."""
-
-    replies: list[str] = []
-    fail_steps = False
-
-    def __init__(self, text_model=None):
-        self.sequences = []
-        self.can_join = True
-        self._words: dict = {}
-
-    def __len__(self):
-        return len(self.sequences)
-
-    def add(self, sequences):
-        for sequence in sequences:
-            reply = self.replies.pop(0) if self.replies else "canned answer"
-            self._words[sequence.key] = reply.split(" ")
-            self.sequences.append(sequence)
-            self._next_word(sequence)
-
-    def remove(self, keys):
-        dropped = [s for s in self.sequences if s.key in keys]
-        self.sequences = [s for s in self.sequences if s.key not in keys]
-        return dropped
-
-    def step(self):
-        if self.fail_steps:
-            raise RuntimeError("injected decoder failure")
-        for sequence in self.sequences:
-            if not sequence.finished:
-                self._next_word(sequence)
-
-    def visible_text(self, sequence):
-        return sequence.text
-
-    def _next_word(self, sequence):
-        words = self._words[sequence.key]
-        if len(sequence.generated) >= len(words):
-            sequence.finish_reason = "eos"
-            return
-        word = words[len(sequence.generated)]
-        sequence.generated.append(len(sequence.generated))
-        sequence.text += ("" if len(sequence.generated) == 1 else " ") + word
-        if len(sequence.generated) >= sequence.sampling.max_new_tokens:
-            sequence.finish_reason = "length"
-
-
-class SlowImages:
-    """A fake image runner that takes `step_seconds` per denoising step, as a real batch
-    does, calling the engine's step callback after each."""
-
-    def __init__(self, steps=40, step_seconds=0.02):
-        self.steps, self.step_seconds = steps, step_seconds
-        self.calls: list[list[str]] = []
-
-    def __call__(self, pipe, rows, settings, on_step):
-        self.calls.append([row.prompt for row in rows])
-        for step in range(1, self.steps + 1):
-            time.sleep(self.step_seconds)
-            if on_step(step, torch.zeros(len(rows), 4, 8, 8)):
-                break
-        return [Image.new("RGB", (8, 8)) for _ in rows]

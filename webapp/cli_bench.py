@@ -65,6 +65,14 @@ def cmd_bench_dtype(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_churn(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.churn import bench_churn
+
+    figures = bench_churn(settings, args.people, args.minutes * 60, args.step_seconds)
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
 def cmd_bench_studio(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.bench.studio import bench_studio
 
@@ -139,6 +147,14 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
     dtype.add_argument("--model", default="smollm2-135m-instruct")
     dtype.add_argument("--new-tokens", type=int, default=64)
     dtype.set_defaults(run=cmd_bench_dtype)
+
+    churn = bench_commands.add_parser(
+        "churn", help="many people against the engine with a slow stand-in pipeline"
+    )
+    churn.add_argument("--people", type=int, default=50)
+    churn.add_argument("--minutes", type=float, default=10)
+    churn.add_argument("--step-seconds", type=float, default=0.05)
+    churn.set_defaults(run=cmd_bench_churn)
 
     studio = bench_commands.add_parser("studio", help="Image Studio page vs the engine")
     studio.add_argument("--model", default="tiny-sd")
