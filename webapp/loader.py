@@ -150,6 +150,12 @@ class ModelManager:
     def _load_from_files(self, entry: ModelEntry, device: torch.device, dtype: torch.dtype) -> Any:
         from webapp.backends import diffusion, llm
 
+        if entry.format == "remote":
+            raise ModelLoadError(
+                f"{entry.name!r} is served by its text server ({entry.source}); there is "
+                "nothing to load here.",
+                field="model",
+            )
         allow_pickle = self._settings.allow_pickle
         if entry.kind == "image":
             return diffusion.load_pipeline(

@@ -20,6 +20,7 @@ from webapp.errors import ModelLoadError, ModelNotFound, ModelRefused, Validatio
 from webapp.model_files import check_weights
 from webapp.paths import PathEscape, confined
 from webapp.settings import Settings, env_name
+from webapp.text_servers import TextServer
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ PICKLE_REASON = (
 class ModelEntry:
     name: str
     kind: str  # image | text | embedding
-    format: str  # diffusers | single-file | transformers | gguf | sentence-transformers
+    # diffusers | single-file | transformers | gguf | sentence-transformers | remote
+    format: str
     family: str
     path: Path
     size_bytes: int
@@ -55,6 +57,8 @@ class ModelEntry:
     license: str = ""
     source: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
+    # A text model served elsewhere (format "remote"): its servers.
+    server: TextServer | None = None
 
     @property
     def ready(self) -> bool:
@@ -203,6 +207,16 @@ def discover(settings: Settings) -> Registry:
             )
             continue
         entries[entry.name] = _apply_catalog(entry, catalog.get(entry.name, {}))
+    for server in settings.text_servers:
+        if server.model in entries:
+            problems.append(
+                f"The text server model {server.model!r} has the name of a model in the "
+                "models dir; it was left out: give it another name."
+            )
+            continue
+        entries[server.model] = _apply_catalog(
+            _remote(server, models_dir), catalog.get(server.model, {})
+        )
     for name in sorted(set(catalog) - set(entries)):
         log.info("catalog entry %s has no model under %s", name, models_dir)
     return Registry(models_dir, entries, tuple(problems), lora_entries(models_dir))
@@ -252,6 +266,20 @@ def _entry(path: Path, kind: str, fmt: str, family: str, **extra: Any) -> ModelE
     name = path.stem if path.is_file() else path.name
     return ModelEntry(
         name=name, kind=kind, format=fmt, family=family, path=path, size_bytes=_size(path), **extra
+    )
+
+
+def _remote(server: TextServer, models_dir: Path) -> ModelEntry:
+    """A text model served elsewhere; its tokenizer folder, if any, is in the models dir."""
+    return ModelEntry(
+        name=server.model,
+        kind="text",
+        format="remote",
+        family="remote",
+        path=models_dir / server.tokenizer if server.tokenizer else models_dir,
+        size_bytes=0,
+        source=", ".join(server.urls),
+        server=server,
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from webapp.errors import SettingsError
+from webapp.text_servers import TextServer, parse_text_servers
 
 ENV_PREFIX = "ATELIER_"
 CONFIG_ENV = "ATELIER_CONFIG"
@@ -78,6 +79,8 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     # OIDC (and proxy) mode: people signing in with these e-mails are admins.
     admin_emails: tuple[str, ...] = ()
+    # Text models served by OpenAI-compatible servers (vLLM…); see webapp/text_servers.py.
+    text_servers: tuple[TextServer, ...] = ()
 
     @property
     def database(self) -> str:
@@ -243,6 +246,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "proxy_header": _header,
     "trusted_proxies": _networks,
     "admin_emails": _emails,
+    "text_servers": parse_text_servers,
 }
 
 

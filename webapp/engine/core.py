@@ -246,6 +246,11 @@ class Engine:
             self._running[kind].extend(jobs)
         return jobs
 
+    def wake(self) -> None:
+        """Something changed outside the worker (a remote slot came free): look again."""
+        with self._lock:
+            self._lock.notify_all()
+
     def queued(self, kind: str) -> list[Job]:
         """The waiting jobs of `kind`, in the order they would be served."""
         with self._lock:  # re-entrant: lanes ask from ready_in, with the lock held

@@ -1,5 +1,6 @@
 """The text lane: the requests for one model decode together, a new one joins the running
-batch at the next token, and each step makes one token for every sequence."""
+batch at the next token, and each step makes one token for every sequence. Models served
+elsewhere (OpenAI-compatible servers, `remote_text.py`) stream from there instead."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from webapp.backends.textgen import DecodeBatch, Sampling, Sequence
 from webapp.engine.core import Engine, failure_message
 from webapp.engine.jobs import Job, JobStatus, Progress, TextResult
 from webapp.engine.lane import Lane
+from webapp.engine.remote_text import RemoteText
 from webapp.engine.requests import TextRequest
 from webapp.errors import AtelierError, ValidationError
 
@@ -34,6 +36,7 @@ class TextLane(Lane):
         super().__init__(engine)
         self._decode_batch = decode_batch
         self._session: _Session | None = None
+        self.remote = RemoteText(engine, engine.settings.text_servers)
 
     # -- at submit --------------------------------------------------------------------------
 
@@ -58,12 +61,17 @@ class TextLane(Lane):
     # -- on the worker ----------------------------------------------------------------------
 
     def ready_in(self, now: float) -> float | None:
-        if self._session is not None or self.engine.queued(self.kind):
+        if self._session is not None:
             return 0.0
+        for job in self.engine.queued(self.kind):
+            if not self.remote.serves(job.model) or self.remote.ready(job):
+                return 0.0
         return None
 
     def step(self, nested: bool) -> None:
-        """Admit waiting jobs (one prefill for all of them), then one token for each."""
+        """Send waiting jobs for served models to their servers; then, for a local model,
+        admit waiting jobs (one prefill for all of them) and make one token for each."""
+        self._start_remote()
         session = self._session or self._open()
         if session is None:
             return
@@ -84,9 +92,30 @@ class TextLane(Lane):
             self._session.close()
             self._session = None
 
+    def _start_remote(self) -> None:
+        """As many waiting jobs of each served model as its replicas have room for, in the
+        fair queue's order."""
+        for waiting in self.engine.queued(self.kind):
+            if not self.remote.serves(waiting.model) or not self.remote.ready(waiting):
+                continue
+            taken = self.engine.take(
+                self.kind,
+                key=lambda j: j.model,
+                max_units=1,
+                accept=lambda j, model=waiting.model: j.model == model,
+            )
+            for job in taken:
+                if not self.remote.start(job):  # only this thread claims room: never here
+                    job._finish(JobStatus.FAILED, error="No text server had room; try again.")
+
     def _open(self) -> _Session | None:
         """A session for the model of the next waiting job, holding that model loaded."""
-        first = self.engine.take(self.kind, key=lambda job: job.model, max_units=1)
+        first = self.engine.take(
+            self.kind,
+            key=lambda job: job.model,
+            max_units=1,
+            accept=lambda job: not self.remote.serves(job.model),
+        )
         if not first:
             return None
         try:
@@ -99,7 +128,7 @@ class TextLane(Lane):
 
     def _admit(self, session: _Session) -> None:
         """Jobs for the session's model join it, unless another model waits its turn."""
-        queued = self.engine.queued(self.kind)
+        queued = [j for j in self.engine.queued(self.kind) if not self.remote.serves(j.model)]
         if any(job.model != session.model for job in queued) or not session.can_join:
             return  # let this batch drain so the other model gets its turn
         free = MAX_TEXT_BATCH - len(session)

@@ -19,6 +19,7 @@ from jinja2 import TemplateError
 
 from webapp.errors import ModelLoadError, ValidationError
 from webapp.registry import ModelEntry, Registry
+from webapp.text_servers import TextServer
 
 DEFAULT_CONTEXT_LENGTH = 2048
 KEEP_TOKENIZERS = 16
@@ -96,6 +97,9 @@ class TokenCounter:
 
 
 def _load(entry: ModelEntry, registry: Registry) -> _Cached:
+    if entry.format == "remote" and entry.server and not entry.server.tokenizer:
+        tokenizer = ServerTokenizer(entry.server)
+        return _Cached(entry, tokenizer, tokenizer.context_length(), threading.Lock())
     if entry.kind == "image":
         return _Cached(entry, _clip_tokenizer(entry, registry), 0, threading.Lock())
     if entry.kind != "text":
@@ -106,9 +110,48 @@ def _load(entry: ModelEntry, registry: Registry) -> _Cached:
     if entry.format == "gguf":
         where, options = str(entry.path.parent), {**options, "gguf_file": entry.path.name}
     tokenizer = AutoTokenizer.from_pretrained(where, **options)
-    config = AutoConfig.from_pretrained(where, **options)
-    length = getattr(config, "max_position_embeddings", None) or DEFAULT_CONTEXT_LENGTH
+    if entry.format == "remote":  # a tokenizer folder beside a model served elsewhere
+        length = ServerTokenizer(entry.server).context_length()
+    else:
+        config = AutoConfig.from_pretrained(where, **options)
+        length = getattr(config, "max_position_embeddings", None) or DEFAULT_CONTEXT_LENGTH
     return _Cached(entry, tokenizer, int(length), threading.Lock())
+
+
+class ServerTokenizer:
+    """Token counts from the server that serves the model (vLLM's /tokenize), for a model
+    with no tokenizer folder here: the same chat template and tokenizer as the answers."""
+
+    def __init__(self, server: TextServer):
+        self.server = server
+
+    def apply_chat_template(self, messages: list[dict[str, str]], **_: Any) -> dict[str, Any]:
+        return {"input_ids": self._ask(messages)[0]}
+
+    def context_length(self) -> int:
+        return self._ask([{"role": "user", "content": "hello"}])[1] or DEFAULT_CONTEXT_LENGTH
+
+    def _ask(self, messages: list[dict[str, str]]) -> tuple[list[int], int | None]:
+        from webapp.backends import openai_server
+
+        for url in self.server.urls:
+            try:
+                return openai_server.count_chat_tokens(
+                    url, self.server.name_on_server, messages, self.server.api_key
+                )
+            except openai_server.ServerDown:
+                continue  # the next replica
+            except openai_server.ServerRefused as error:
+                raise ModelLoadError(
+                    f"The text server for {self.server.model!r} refused to count tokens "
+                    f"({error}). Tell your Atelier admin: check the served model's name.",
+                    field="model",
+                ) from None
+        raise ModelLoadError(
+            f"No text server for {self.server.model!r} is answering at the moment. Try again "
+            "in a minute; if it keeps failing, tell your Atelier admin.",
+            field="model",
+        )
 
 
 def _clip_tokenizer(entry: ModelEntry, registry: Registry) -> Any:
