@@ -237,7 +237,7 @@ def test_a_config_that_turns_a_protection_off_is_caught(change, problem):
 UI_CODE = [
     REPO / "app.py",
     REPO / "serve.py",
-    *REPO.glob("pages/*.py"),
+    *REPO.glob("app_pages/*.py"),
     *REPO.glob("webapp/ui/*.py"),
 ]
 

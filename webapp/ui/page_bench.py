@@ -19,7 +19,7 @@ def text_tool_through_page(
     from webapp.ui.resources import get_services
 
     app = AppTest.from_file(str(app_file), default_timeout=600).run()
-    app.switch_page("pages/text_tools.py").run()
+    app.switch_page("app_pages/text_tools.py").run()
     app.button(key=f"open-{tool}").click().run()
     app.selectbox(key=f"model-{tool}").select(model)
     app.text_area(key=f"field-{tool}-text").input(text)
@@ -47,7 +47,7 @@ def image_through_page(
     from streamlit.testing.v1 import AppTest
 
     app = AppTest.from_file(str(app_file), default_timeout=600).run()
-    app.switch_page("pages/image_studio.py").run()
+    app.switch_page("app_pages/image_studio.py").run()
     app.text_area(key="img-prompt").input(prompt)
     app.selectbox(key="img-model").select(model)
     app.text_input(key="img-seed").input(str(seed))
