@@ -45,10 +45,17 @@ class ToolRun:
 
 
 class TextService:
-    def __init__(self, settings: Settings, engine: Engine, keeper: TextKeeper | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        keeper: TextKeeper | None = None,
+        client: str = "page",
+    ):
         self._settings = settings
         self._engine = engine
         self._keeper = keeper  # keeps finished answers in the person's work
+        self._client = client  # where the jobs come from, for the audit log
 
     # -- what there is --------------------------------------------------------------------
 
@@ -162,6 +169,7 @@ class TextService:
                     title=tool.name,
                 ),
                 user,
+                client=self._client,
             )
             for index in range(variants)
         ]
