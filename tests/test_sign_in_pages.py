@@ -7,62 +7,14 @@ have sent (the session cookie, the proxy's headers) through `webapp.ui.session`'
 
 from __future__ import annotations
 
-import pytest
-from streamlit.runtime.context import StreamlitHeaders
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO
+from tests.conftest import APP, OPERATOR, PASSWORD
 from webapp.http_auth import PEER_HEADER, SESSION_COOKIE
 from webapp.services.audit import AuditFilter
-from webapp.ui import session
-from webapp.ui.resources import clear_resources, get_team
-from webapp.users import User
+from webapp.ui.resources import get_team
 
-APP = str(REPO / "app.py")
-PASSWORD = "correct horse battery"
-OPERATOR = User("cli:test", "Operator", is_admin=True)
 ADMIN_PAGES = ("app_pages/models.py", "app_pages/admin.py", "app_pages/audit.py")
-
-
-@pytest.fixture
-def app_env(monkeypatch, tmp_path, tiny_models_dir):
-    def configure(**settings):
-        monkeypatch.setenv("ATELIER_MODELS_DIR", str(tiny_models_dir))
-        monkeypatch.setenv("ATELIER_DATA_DIR", str(tmp_path / "data"))
-        monkeypatch.setenv("ATELIER_DEVICE", "cpu")
-        monkeypatch.setenv("ATELIER_LIBRARY_DIR", str(REPO / "library"))
-        for key, value in settings.items():
-            monkeypatch.setenv(f"ATELIER_{key.upper()}", value)
-        clear_resources()
-
-    yield configure
-    clear_resources()
-
-
-@pytest.fixture
-def browser_sends(monkeypatch):
-    """What the browser's request carries: cookies and headers."""
-    sent = {"cookies": {}, "headers": []}
-    monkeypatch.setattr(session, "request_cookies", lambda: sent["cookies"])
-    monkeypatch.setattr(session, "request_headers", lambda: StreamlitHeaders(sent["headers"]))
-    return sent
-
-
-@pytest.fixture
-def accounts_app(app_env, browser_sends):
-    """Accounts mode with Ada (admin) and Bob (member); `sign_in(name)` gives the browser
-    that person's session cookie."""
-    app_env(auth_mode="accounts")
-    accounts = get_team().accounts
-    accounts.add_person(OPERATOR, "ada", PASSWORD, display_name="Ada", role="admin")
-    accounts.add_person(OPERATOR, "bob", PASSWORD, display_name="Bob")
-
-    def sign_in(login: str) -> str:
-        token = accounts.issue_session(accounts.sign_in(login, PASSWORD))
-        browser_sends["cookies"] = {SESSION_COOKIE: token}
-        return token
-
-    return sign_in
 
 
 def run_app(app: AppTest | None = None) -> AppTest:
@@ -90,8 +42,8 @@ def refusals(kind: str) -> list:
     return get_team().audit.query(OPERATOR, filters).items
 
 
-def test_with_sign_in_off_a_quiet_line_says_so(app_env):
-    app_env()
+def test_with_sign_in_off_a_quiet_line_says_so(team_app_env):
+    team_app_env()
     app = run_app()
     assert "Sign-in is off" in sidebar_text(app)
     assert "Local user" in sidebar_text(app)
@@ -180,8 +132,8 @@ def test_names_with_markup_are_shown_literally(accounts_app):
 # -- company single sign-on (OIDC), with AppTest's st.user ----------------------------------
 
 
-def test_single_sign_on_offers_its_button_to_someone_not_signed_in(app_env):
-    app_env(auth_mode="oidc")
+def test_single_sign_on_offers_its_button_to_someone_not_signed_in(team_app_env):
+    team_app_env(auth_mode="oidc")
     app = AppTest.from_file(APP, default_timeout=60)
     app.user = {"is_logged_in": False}
     run_app(app)
@@ -189,8 +141,8 @@ def test_single_sign_on_offers_its_button_to_someone_not_signed_in(app_env):
     assert not opens(app, "app_pages/queue.py")
 
 
-def test_the_first_single_sign_on_makes_the_person_and_admin_emails_make_admins(app_env):
-    app_env(auth_mode="oidc", admin_emails="carol@example.com")
+def test_the_first_single_sign_on_makes_the_person_and_admin_emails_make_admins(team_app_env):
+    team_app_env(auth_mode="oidc", admin_emails="carol@example.com")
     carol = AppTest.from_file(APP, default_timeout=60)
     carol.user = {"is_logged_in": True, "email": "Carol@Example.com", "name": "Carol C", "sub": "1"}
     run_app(carol)
@@ -206,8 +158,8 @@ def test_the_first_single_sign_on_makes_the_person_and_admin_emails_make_admins(
     assert [e.kind for e in signed_in].count("sign_in") == 1
 
 
-def test_an_unverified_sign_on_email_never_makes_an_admin(app_env):
-    app_env(auth_mode="oidc", admin_emails="boss@example.com")
+def test_an_unverified_sign_on_email_never_makes_an_admin(team_app_env):
+    team_app_env(auth_mode="oidc", admin_emails="boss@example.com")
     app = AppTest.from_file(APP, default_timeout=60)
     app.user = {
         "is_logged_in": True,
@@ -220,8 +172,8 @@ def test_an_unverified_sign_on_email_never_makes_an_admin(app_env):
     assert {a.login for a in get_team().accounts.people(OPERATOR)} == {"x9"}
 
 
-def test_a_disabled_sign_on_person_is_refused_with_a_clear_message(app_env):
-    app_env(auth_mode="oidc")
+def test_a_disabled_sign_on_person_is_refused_with_a_clear_message(team_app_env):
+    team_app_env(auth_mode="oidc")
     claims = {"is_logged_in": True, "email": "erin@example.com", "name": "Erin", "sub": "3"}
     first = AppTest.from_file(APP, default_timeout=60)
     first.user = dict(claims)
@@ -237,8 +189,8 @@ def test_a_disabled_sign_on_person_is_refused_with_a_clear_message(app_env):
 # -- a trusted reverse proxy ---------------------------------------------------------------
 
 
-def test_the_proxy_header_from_a_trusted_address_signs_the_person_in(app_env, browser_sends):
-    app_env(auth_mode="proxy", trusted_proxies="10.0.0.0/8")
+def test_the_proxy_header_from_a_trusted_address_signs_the_person_in(team_app_env, browser_sends):
+    team_app_env(auth_mode="proxy", trusted_proxies="10.0.0.0/8")
     browser_sends["headers"] = [("X-Forwarded-User", "Frank"), (PEER_HEADER, "10.0.0.5")]
     app = run_app()
     assert "Signed in as **frank**" in sidebar_text(app)
@@ -246,9 +198,9 @@ def test_the_proxy_header_from_a_trusted_address_signs_the_person_in(app_env, br
 
 
 def test_a_forged_proxy_header_from_an_unlisted_address_is_refused_and_recorded(
-    app_env, browser_sends
+    team_app_env, browser_sends
 ):
-    app_env(auth_mode="proxy", trusted_proxies="10.0.0.0/8")
+    team_app_env(auth_mode="proxy", trusted_proxies="10.0.0.0/8")
     browser_sends["headers"] = [("X-Forwarded-User", "admin"), (PEER_HEADER, "203.0.113.9")]
     app = run_app()
     assert "accepted only from the company's sign-in proxy" in app.warning[0].value
@@ -256,8 +208,8 @@ def test_a_forged_proxy_header_from_an_unlisted_address_is_refused_and_recorded(
     assert [e.actor for e in refusals("sign_in")] == ["address 203.0.113.9"]
 
 
-def test_a_proxy_header_sent_twice_is_refused(app_env, browser_sends):
-    app_env(auth_mode="proxy", trusted_proxies="10.0.0.0/8")
+def test_a_proxy_header_sent_twice_is_refused(team_app_env, browser_sends):
+    team_app_env(auth_mode="proxy", trusted_proxies="10.0.0.0/8")
     browser_sends["headers"] = [
         ("X-Forwarded-User", "grace"),
         ("X-Forwarded-User", "admin"),

@@ -89,9 +89,7 @@ class ImageRun:
 
 
 class ImageService:
-    def __init__(
-        self, settings: Settings, engine: Engine, saver: ImageSaver, client: str = "page"
-    ):
+    def __init__(self, settings: Settings, engine: Engine, saver: ImageSaver, client: str = "page"):
         self._settings = settings
         self._engine = engine
         self._saver = saver

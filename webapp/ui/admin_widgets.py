@@ -149,30 +149,43 @@ def pick(label: str, items: dict, key: str) -> str:
 def style_form(kits, user: User, styles: dict, loras: list[str]) -> None:
     chosen = pick("Style", styles, "admin-style")
     style = styles.get(chosen)
-    with st.form(f"style-{chosen or 'new'}"):
-        style_id = st.text_input("File name (id)", chosen, disabled=bool(chosen))
-        name = st.text_input("Name", style.name if style else "")
+    key = f"style-{chosen or 'new'}"
+    with st.form(key):
+        style_id = st.text_input("File name (id)", chosen, disabled=bool(chosen), key=f"{key}-id")
+        name = st.text_input("Name", style.name if style else "", key=f"{key}-name")
         prompt = st.text_area(
             "Prompt template ({prompt} is where the person's words go)",
             style.prompt if style else "{prompt}, ",
+            key=f"{key}-prompt",
         )
-        negative = st.text_area("Negative prompt", style.negative_prompt if style else "")
-        aspect = st.selectbox("Shape", ASPECTS, index=ASPECTS.index(style.aspect) if style else 0)
+        negative = st.text_area(
+            "Negative prompt", style.negative_prompt if style else "", key=f"{key}-negative"
+        )
+        aspect = st.selectbox(
+            "Shape", ASPECTS, index=ASPECTS.index(style.aspect) if style else 0, key=f"{key}-aspect"
+        )
         lora_options = ["", *loras]
         lora = st.selectbox(
             "LoRA",
             lora_options,
             index=lora_options.index(style.lora) if style and style.lora in loras else 0,
             format_func=lambda n: n or "none",
+            key=f"{key}-lora",
         )
         weight = st.number_input(
-            "LoRA weight", -2.0, 2.0, style.lora_weight if style else 1.0, 0.05
+            "LoRA weight",
+            -2.0,
+            2.0,
+            style.lora_weight if style else 1.0,
+            0.05,
+            key=f"{key}-weight",
         )
         locked = st.multiselect(
             "Locked: members cannot change these",
             LOCKABLE,
             default=list(style.locked) if style else [],
             format_func=LOCK_LABELS.get,
+            key=f"{key}-locked",
         )
         slot = st.empty()
         if st.form_submit_button("Save style", icon=":material/save:") and submit(
@@ -202,18 +215,26 @@ def style_form(kits, user: User, styles: dict, loras: list[str]) -> None:
 def voice_form(kits, user: User, voices: dict) -> None:
     chosen = pick("Brand voice", voices, "admin-voice")
     voice = voices.get(chosen)
-    with st.form(f"voice-{chosen or 'new'}"):
-        voice_id = st.text_input("File name (id)", chosen, disabled=bool(chosen))
-        name = st.text_input("Name", voice.name if voice else "")
-        description = st.text_area("How we write", voice.description if voice else "")
-        use = st.text_area("Words to use (one per line)", "\n".join(voice.use) if voice else "")
+    key = f"voice-{chosen or 'new'}"
+    with st.form(key):
+        voice_id = st.text_input("File name (id)", chosen, disabled=bool(chosen), key=f"{key}-id")
+        name = st.text_input("Name", voice.name if voice else "", key=f"{key}-name")
+        description = st.text_area(
+            "How we write", voice.description if voice else "", key=f"{key}-description"
+        )
+        use = st.text_area(
+            "Words to use (one per line)", "\n".join(voice.use) if voice else "", key=f"{key}-use"
+        )
         avoid = st.text_area(
-            "Words to avoid (one per line)", "\n".join(voice.avoid) if voice else ""
+            "Words to avoid (one per line)",
+            "\n".join(voice.avoid) if voice else "",
+            key=f"{key}-avoid",
         )
         examples = st.text_area(
             "Example texts (a blank line between two examples)",
             "\n\n".join(voice.examples) if voice else "",
             height=180,
+            key=f"{key}-examples",
         )
         slot = st.empty()
         if st.form_submit_button("Save brand voice", icon=":material/save:") and submit(
