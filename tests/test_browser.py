@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO
+from webapp.users import User
 
 pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("ATELIER_CHROMIUM", "/usr/bin/chromium")
@@ -276,14 +278,20 @@ STUDIO_PAGES = {"Home", "Image Studio", "Text tools", "My work", "Queue"}
 
 
 @pytest.fixture(scope="session")
-def team_url(tiny_models_dir, tmp_path_factory):
-    """A fresh server in accounts mode, its people added with `atelier users add` first."""
+def team_server(tiny_models_dir, tmp_path_factory):
+    """A fresh server in accounts mode, its people added with `atelier users add` first;
+    its address and environment."""
     with serving(tiny_models_dir, tmp_path_factory, auth_mode="accounts") as (url, env):
         for login, (name, role) in TEAM.items():
             command = [sys.executable, "-m", "webapp.cli", "users", "add", login]
             command += ["--display-name", name] + (["--admin"] if role == "admin" else [])
             subprocess.run(command, input=TEAM_PASSWORD + "\n", text=True, env=env, check=True)
-        yield url
+        yield url, env
+
+
+@pytest.fixture(scope="session")
+def team_url(team_server):
+    return team_server[0]
 
 
 def person(browser, team_url, login: str, path: str = "/"):
@@ -367,3 +375,30 @@ def test_two_people_in_two_browsers_see_only_their_own_work(browser, team_url):
     finally:
         ana_context.close()
         cai_context.close()
+
+
+def test_the_server_judges_the_connections_own_address_not_a_forwarded_one(team_server):
+    """Uvicorn would take X-Forwarded-For from a local connection as the address; serve.py
+    turns that off, so a forged header cannot pass for a trusted proxy's address."""
+    url, env = team_server
+    request = urllib.request.Request(
+        url + "/auth/sign-in",
+        data=b"login=ben&password=x&csrf=forged",
+        headers={"Origin": "http://evil.example", "X-Forwarded-For": "10.9.9.9"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 403
+    from webapp.services.audit import AuditFilter
+    from webapp.services.team import build_team_services
+    from webapp.settings import load_settings
+
+    team = build_team_services(load_settings(env))
+    try:
+        operator = User("cli:test", "Operator", is_admin=True)
+        entries = team.audit.query(operator, AuditFilter(kind="sign_in", outcome="refused"))
+        assert "address 127.0.0.1" in [e.actor for e in entries.items]
+        assert "address 10.9.9.9" not in [e.actor for e in entries.items]
+    finally:
+        team.close()

@@ -94,8 +94,8 @@ def people(team, operator):
     team.accounts.add_person(operator, "bob", PASSWORD, display_name="Bob")
 
 
-def app_for(team, mode: str = "accounts", seen=None) -> Starlette:
-    settings = Settings(data_dir=team.store.data_dir, auth_mode=mode, session_hours=12)
+def app_for(team, mode: str = "accounts", seen=None, **values) -> Starlette:
+    settings = Settings(data_dir=team.store.data_dir, auth_mode=mode, session_hours=12, **values)
     config = SignInConfig(settings=lambda: settings, team=lambda: team)
 
     async def page(request):
@@ -120,13 +120,20 @@ def form_page(app) -> tuple[str, str]:
     return token, line
 
 
-def post_form(app, fields: dict, csrf_cookie: str | None, origin: str | None = f"http://{HOST}"):
-    headers = [("content-type", "application/x-www-form-urlencoded")]
+def post_form(
+    app,
+    fields: dict,
+    csrf_cookie: str | None,
+    origin: str | None = f"http://{HOST}",
+    headers=(),
+    client="10.1.2.3",
+):
+    headers = [("content-type", "application/x-www-form-urlencoded"), *headers]
     if origin is not None:
         headers.append(("origin", origin))
     if csrf_cookie is not None:
         headers.append(("cookie", f"{CSRF_COOKIE}={csrf_cookie}"))
-    return call(app, "POST", "/auth/sign-in", headers, urlencode(fields).encode())
+    return call(app, "POST", "/auth/sign-in", headers, urlencode(fields).encode(), client)
 
 
 def sign_in(app, login="bob", password=PASSWORD, next_path="/queue"):
@@ -152,6 +159,18 @@ def test_a_right_password_sets_an_httponly_lax_expiring_cookie_and_goes_back(tea
     assert f"Max-Age={12 * 3600}" in cookie
     token = cookie.split(";")[0].split("=", 1)[1]
     assert team.accounts.check_session(token).id == "bob"
+
+
+@pytest.mark.parametrize(("client", "secure"), [("10.0.0.5", True), ("203.0.113.9", False)])
+def test_the_cookie_is_secure_when_a_trusted_proxy_says_the_browser_used_https(
+    team, people, client, secure
+):
+    app = app_for(team, trusted_proxies=("10.0.0.0/8",))
+    csrf, _ = form_page(app)
+    fields = {"login": "bob", "password": PASSWORD, "csrf": csrf, "next": "/"}
+    https = [("x-forwarded-proto", "https")]
+    answer = post_form(app, fields, csrf, headers=https, client=client)
+    assert ("Secure" in answer.cookies()[SESSION_COOKIE]) is secure
 
 
 def test_the_signed_in_cookie_opens_pages_through_the_gate(team, people):

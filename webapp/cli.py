@@ -131,6 +131,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     ]
     shown = "localhost" if args.address in ("0.0.0.0", "::") else args.address
     print(f"Atelier: serving http://{shown}:{args.port} (Ctrl+C stops it)", flush=True)
+    # Uvicorn, as Streamlit runs it, would take the address in X-Forwarded-For from a
+    # connection on this machine as the connection's own. Atelier judges forwarded headers
+    # itself (trusted_proxies), so it must see the address that really connected. (Read by
+    # uvicorn before serve.py is imported: it is set here.)
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
     # The server takes this process's place: stopping `atelier serve` stops the server and
     # frees its port, with no child left behind.
     os.chdir(APP_FILE.parent)

@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from webapp.auth import is_trusted_proxy
 from webapp.errors import AtelierError, SignInFailed
 from webapp.settings import Settings
 
@@ -165,21 +166,28 @@ def _is_page_navigation(request: Request, config: SignInConfig) -> bool:
 # -- the cookies -----------------------------------------------------------------------------
 
 
-def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+def _secure(request: Request, settings: Settings) -> bool:
+    """Whether the browser reached Atelier over HTTPS: directly, or through one of the
+    trusted proxies that says so (X-Forwarded-Proto); then the cookie is Secure."""
+    if request.url.scheme == "https":
+        return True
+    peer = request.client.host if request.client else None
+    forwarded = request.headers.get("x-forwarded-proto", "").lower() == "https"
+    return forwarded and is_trusted_proxy(peer, settings)
 
 
 def set_session_cookie(
     response: Response, token: str, config: SignInConfig, request: Request
 ) -> None:
+    settings = config.settings()
     response.set_cookie(
         SESSION_COOKIE,
         token,
-        max_age=config.settings().session_hours * 3600,
+        max_age=settings.session_hours * 3600,
         path=config.cookie_path,
         httponly=True,
         samesite="lax",
-        secure=_secure(request),
+        secure=_secure(request, settings),
     )
 
 
