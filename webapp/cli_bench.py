@@ -76,7 +76,7 @@ def cmd_bench_studio(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_bench_history(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.bench.history import bench_history
 
-    result = bench_history(settings, args.images, args.repeats, args.database_url)
+    result = bench_history(settings, args.images, args.repeats, args.database_url, APP_FILE)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -48,9 +48,7 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         client = scope.get("client") or ("", 0)
-        if is_local_only(scope["path"]) and (
-            client[0] not in LOCAL_ADDRESSES or _forwarded(scope)
-        ):
+        if is_local_only(scope["path"]) and (client[0] not in LOCAL_ADDRESSES or _forwarded(scope)):
             await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
             return
 

@@ -83,3 +83,42 @@ def script_end_by_join() -> Iterator[None]:
         yield
     finally:
         local_script_runner.require_widgets_deltas = stock
+
+
+def my_work_through_page(
+    app_file: Path, environ: dict[str, str], repeats: int, expect: int
+) -> tuple[float, float]:
+    """Open My work in the app (AppTest) as the single user, with the settings in `environ`
+    (a throwaway data dir): seconds for its first opening (the page's thumbnails made) and
+    the median of `repeats` reruns. The services start before the clock does."""
+    import os
+    import statistics
+
+    from streamlit.testing.v1 import AppTest
+
+    from webapp.ui.resources import clear_resources
+
+    saved = {key: os.environ.get(key) for key in environ}
+    os.environ.update(environ)
+    clear_resources()
+    try:
+        app = AppTest.from_file(str(app_file), default_timeout=600).run()  # Home: the start
+        app.switch_page("app_pages/my_work.py")
+        started = time.perf_counter()
+        app.run()
+        first = time.perf_counter() - started
+        if app.exception or len(app.text) != expect:
+            raise RuntimeError(f"My work showed {len(app.text)} images: {app.exception}")
+        again = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            app.run()
+            again.append(time.perf_counter() - started)
+        return first, statistics.median(again)
+    finally:
+        clear_resources()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
