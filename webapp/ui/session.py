@@ -31,6 +31,7 @@ from webapp.users import User, local_user
 USER_KEY = "atelier_user"
 TOKEN_KEY = "atelier_session_token"  # oidc and proxy: (who, token) issued at sign-on
 REFUSED_KEY = "atelier_refused"  # a cookie or identity already refused in this session
+REFUSED_WHY_KEY = "atelier_refused_why"  # and what it was told
 ENDED = "Your sign-in has ended. Sign in again to go on."
 NO_PROXY_NAME = (
     "Atelier is opened through the company's sign-in proxy, and this request did not name "
@@ -95,7 +96,7 @@ def current_user() -> User:
 
 def forget_sign_in() -> None:
     """Before signing out: this session no longer remembers anyone."""
-    for key in (USER_KEY, TOKEN_KEY, REFUSED_KEY):
+    for key in (USER_KEY, TOKEN_KEY, REFUSED_KEY, REFUSED_WHY_KEY):
         st.session_state.pop(key, None)
 
 
@@ -136,7 +137,7 @@ def _from_sign_on() -> SignInState:
     if user is not None:
         return SignInState("oidc", user)
     if st.session_state.get(REFUSED_KEY) == identity.login:
-        return SignInState("oidc", None, st.session_state.get(f"{REFUSED_KEY}_why"))
+        return SignInState("oidc", None, st.session_state.get(REFUSED_WHY_KEY))
     try:
         user = get_team().accounts.user_for_identity(
             identity.login, identity.display_name, identity.email
@@ -170,7 +171,7 @@ def _from_proxy() -> SignInState:
     if user is not None:
         return SignInState("proxy", user)
     if st.session_state.get(REFUSED_KEY) == who:
-        return SignInState("proxy", None, st.session_state.get(f"{REFUSED_KEY}_why"))
+        return SignInState("proxy", None, st.session_state.get(REFUSED_WHY_KEY))
     try:
         user = get_team().accounts.sign_in_proxy(pairs, peer)
     except (Forbidden, SignInFailed) as refused:
@@ -184,7 +185,7 @@ def _from_proxy() -> SignInState:
 
 def _refuse(who: object, message: str) -> None:
     st.session_state[REFUSED_KEY] = who
-    st.session_state[f"{REFUSED_KEY}_why"] = message
+    st.session_state[REFUSED_WHY_KEY] = message
 
 
 # -- messages for the next run ------------------------------------------------------------------
