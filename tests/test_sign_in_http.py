@@ -337,3 +337,10 @@ def test_without_accounts_mode_the_gate_lets_pages_through_and_the_form_is_close
     assert call(app, "GET", "/queue", NAVIGATION).status == 200
     answer = call(app, "GET", "/auth/sign-in", NAVIGATION)
     assert answer.status == 302 and answer.header("location") == "/"
+
+
+def test_under_a_base_url_the_form_the_cookie_and_the_way_back_follow_it():
+    config = SignInConfig(settings=Settings, team=lambda: None, base_url="/atelier/")
+    assert config.path("/auth/sign-in") == "/atelier/auth/sign-in"
+    assert config.cookie_path == "/atelier"
+    assert SignInConfig(settings=Settings, team=lambda: None).cookie_path == "/"

@@ -58,7 +58,7 @@ class SignInConfig:
 
     @property
     def cookie_path(self) -> str:
-        return self.path("/") if not self.base_url.strip("/") else self.path("")
+        return self.path("") or "/"
 
     def active(self) -> bool:
         try:
