@@ -1,11 +1,18 @@
-"""Atelier's entry point: the frame every page runs in."""
+"""Atelier's entry point: the frame every page runs in. It checks who is asking on every
+run, lists the pages that person may open (admins' pages for admins only) and draws the
+sign-in line; then the chosen page runs.
+
+Pages live in app_pages/, not pages/: Streamlit runs a pages/ folder as an old-style
+multipage app on the first run after a restart, without this frame (tests/test_architecture).
+"""
 
 import streamlit as st
 
 from webapp.errors import SettingsError
 from webapp.offline import use_offline_environment
+from webapp.ui.frame import admin_only, sign_in_line, sign_in_prompt
 from webapp.ui.resources import get_services, get_settings
-from webapp.ui.session import current_user
+from webapp.ui.session import check_sign_in
 
 use_offline_environment()  # before any model library is imported
 # An emoji icon: Streamlit draws it as a data: image. A :material: icon would be fetched
@@ -20,31 +27,68 @@ def cannot_start(error: SettingsError) -> None:
 
 try:
     get_settings()
+    signed_in = check_sign_in()  # opens the store (quick), not the engine
 except SettingsError as error:
     cannot_start(error)
+user = signed_in.user
 
-user = current_user()
+STUDIO = [
+    ("app_pages/home.py", "Home", ":material/home:"),
+    ("app_pages/image_studio.py", "Image Studio", ":material/palette:"),
+    ("app_pages/text_tools.py", "Text tools", ":material/edit_note:"),
+    ("app_pages/my_work.py", "My work", ":material/photo_library:"),
+    ("app_pages/queue.py", "Queue", ":material/queue:"),
+]
+ADMIN = [
+    ("app_pages/models.py", "Models", ":material/memory:"),
+    ("app_pages/admin.py", "Admin", ":material/manage_accounts:"),
+    ("app_pages/audit.py", "Audit", ":material/policy:"),
+]
+
+
+def url_path(file: str) -> str:
+    return file.rsplit("/", 1)[-1].removesuffix(".py")
+
+
+if user is None:
+    # Every address shows the sign-in prompt and keeps its URL; nothing is listed.
+    def prompt() -> None:
+        sign_in_prompt(signed_in)
+
+    pages = {"": [st.Page(prompt, title="Sign in", icon=":material/login:", default=True)]}
+    pages[""] += [
+        st.Page(prompt, title=title, url_path=url_path(file), visibility="hidden")
+        for file, title, _ in STUDIO[1:] + ADMIN
+    ]
+    st.navigation(pages, position="hidden").run()
+    st.stop()
 
 pages = {
     "Studio": [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/image_studio.py", title="Image Studio", icon=":material/palette:"),
-        st.Page("pages/text_tools.py", title="Text tools", icon=":material/edit_note:"),
-        st.Page("pages/queue.py", title="Queue", icon=":material/queue:"),
-    ],
+        st.Page(file, title=title, icon=icon, default=index == 0)
+        for index, (file, title, icon) in enumerate(STUDIO)
+    ]
 }
 if user.is_admin:
-    pages["Admin"] = [st.Page("pages/models.py", title="Models", icon=":material/memory:")]
-# The navigation goes out before the slow first start of the services. Until a process has
-# called st.navigation once, Streamlit lists the files of pages/ instead.
+    pages["Admin"] = [st.Page(file, title=title, icon=icon) for file, title, icon in ADMIN]
+else:  # an admin page's address: refused, said and recorded; never listed
+    pages["Studio"] += [
+        st.Page(
+            admin_only(f"page.{url_path(file)}", title),
+            title=title,
+            url_path=url_path(file),
+            visibility="hidden",
+        )
+        for file, title, _ in ADMIN
+    ]
+# The navigation and the sign-in line go out before the slow first start of the engine.
 navigation = st.navigation(pages)
+with st.sidebar:
+    sign_in_line(signed_in)
 
 try:
-    services = get_services()  # a device that is not there is a settings error too
+    get_services()  # a device that is not there is a settings error too
 except SettingsError as error:
     cannot_start(error)
-with st.sidebar:
-    st.caption(f"Signed in as **{user.display_name}**" + (" (admin)" if user.is_admin else ""))
-    st.caption(f"Device: `{services.engine.device}`")
 
 navigation.run()

@@ -1,13 +1,24 @@
 """The web server: app.py (the navigation frame) served through st.App, behind Atelier's
-HTTP hardening. `atelier serve` and `make run` start it with `streamlit run serve.py`."""
+HTTP hardening and its sign-in gate and routes. `atelier serve` and `make run` start it
+with `streamlit run serve.py`."""
 
 from pathlib import Path
 
 import streamlit as st
 from starlette.middleware import Middleware
 
+from webapp.http_auth import SignInConfig, SignInGate, sign_in_routes
 from webapp.http_security import SecurityMiddleware
+from webapp.ui.resources import get_settings, get_team
 
 APP_FILE = Path(__file__).resolve().parent / "app.py"
 
-app = st.App(APP_FILE, middleware=[Middleware(SecurityMiddleware)])
+# Settings and the store are read on first use, so a bad setting is shown by the app itself.
+sign_in = SignInConfig(
+    settings=get_settings, team=get_team, base_url=st.get_option("server.baseUrlPath") or ""
+)
+app = st.App(
+    APP_FILE,
+    middleware=[Middleware(SecurityMiddleware), Middleware(SignInGate, config=sign_in)],
+    routes=sign_in_routes(sign_in),
+)

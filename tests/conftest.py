@@ -11,16 +11,21 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
+from streamlit.runtime.context import StreamlitHeaders
 
 from webapp.embedded import DEFAULT_TEXT_MODEL, prepare_default_model
+from webapp.http_auth import SESSION_COOKIE
 from webapp.offline import use_offline_environment
 from webapp.services import build_services
 from webapp.services.team import build_team_services
 from webapp.settings import Settings, load_settings
 from webapp.testmodels import make_test_models
+from webapp.ui import session
+from webapp.ui.resources import clear_resources, get_team
 from webapp.users import User
 
 REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "app.py")
 CATALOG = REPO / "models" / "catalog.toml"
 NO_CONFIG = Path("/nonexistent/atelier.toml")
 
@@ -194,3 +199,55 @@ def team(make_team):
 @pytest.fixture
 def operator() -> User:
     return User(id="cli:test", display_name="Server operator", is_admin=True)
+
+
+# -- the app as people of a team use it (AppTest from app.py) --------------------------------
+
+PASSWORD = "correct horse battery"
+OPERATOR = User("cli:test", "Server operator", is_admin=True)
+
+
+@pytest.fixture
+def team_app_env(monkeypatch, tmp_path, tiny_models_dir):
+    """The whole app (AppTest from app.py) over the tiny models, a data dir and a copy of
+    the library of its own; `configure(auth_mode="accounts", …)` sets more settings."""
+    library = tmp_path / "library"
+    shutil.copytree(REPO / "library", library)
+
+    def configure(**settings):
+        monkeypatch.setenv("ATELIER_MODELS_DIR", str(tiny_models_dir))
+        monkeypatch.setenv("ATELIER_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setenv("ATELIER_DEVICE", "cpu")
+        monkeypatch.setenv("ATELIER_LIBRARY_DIR", str(library))
+        for key, value in settings.items():
+            monkeypatch.setenv(f"ATELIER_{key.upper()}", value)
+        clear_resources()
+
+    yield configure
+    clear_resources()
+
+
+@pytest.fixture
+def browser_sends(monkeypatch):
+    """What the browser's request carries: cookies and headers."""
+    sent = {"cookies": {}, "headers": []}
+    monkeypatch.setattr(session, "request_cookies", lambda: sent["cookies"])
+    monkeypatch.setattr(session, "request_headers", lambda: StreamlitHeaders(sent["headers"]))
+    return sent
+
+
+@pytest.fixture
+def accounts_app(team_app_env, browser_sends):
+    """Accounts mode with Ada (admin) and Bob (member); `sign_in(name)` gives the browser
+    that person's session cookie."""
+    team_app_env(auth_mode="accounts")
+    accounts = get_team().accounts
+    accounts.add_person(OPERATOR, "ada", PASSWORD, display_name="Ada", role="admin")
+    accounts.add_person(OPERATOR, "bob", PASSWORD, display_name="Bob")
+
+    def sign_in(login: str) -> str:
+        token = accounts.issue_session(accounts.sign_in(login, PASSWORD))
+        browser_sends["cookies"] = {SESSION_COOKIE: token}
+        return token
+
+    return sign_in

@@ -50,4 +50,4 @@ def test_pages_do_not_touch_models_directly():
 def test_every_page_file_is_registered_in_app():
     app_source = (REPO / "app.py").read_text(encoding="utf-8")
     for path in python_files(REPO / "pages"):
-        assert f'"pages/{path.name}"' in app_source, path.name
+        assert f'"app_pages/{path.name}"' in app_source, path.name

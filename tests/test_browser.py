@@ -9,12 +9,16 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from tests.conftest import REPO
+from webapp.users import User
 
 pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("ATELIER_CHROMIUM", "/usr/bin/chromium")
@@ -61,11 +65,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> None:
+def _wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"the app exited early: {server.stdout.read()}")
+            raise RuntimeError(f"the app exited early: {log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
                 if response.status == 200:
@@ -75,8 +79,10 @@ def _wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> No
     raise TimeoutError(f"the app did not answer on {url} within {timeout}s")
 
 
-@pytest.fixture(scope="session")
-def app_url(tiny_models_dir, tmp_path_factory):
+@contextmanager
+def serving(tiny_models_dir, tmp_path_factory, **settings):
+    """The app as `make run` starts it (`atelier serve`, which becomes serve.py's st.App
+    server) on a free port, with its own data dir; `settings` are more ATELIER_* values."""
     models = tmp_path_factory.mktemp("browser-models")
     shutil.copytree(tiny_models_dir, models, dirs_exist_ok=True)
     port = _free_port()
@@ -86,28 +92,31 @@ def app_url(tiny_models_dir, tmp_path_factory):
         "ATELIER_DATA_DIR": str(tmp_path_factory.mktemp("browser-data")),
         "ATELIER_DEVICE": "cpu",
         "ATELIER_LIBRARY_DIR": str(REPO / "library"),
+        **{f"ATELIER_{key.upper()}": value for key, value in settings.items()},
     }
-    # As `make run` starts it: `atelier serve`, which becomes serve.py's st.App server.
-    command = [
-        sys.executable,
-        "-m",
-        "webapp.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--address",
-        "127.0.0.1",
-    ]
-    server = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    command = [sys.executable, "-m", "webapp.cli", "serve", "--port", str(port)]
+    log = tmp_path_factory.mktemp("server-log") / "server.log"
+    with log.open("w") as output:  # a file, not a pipe: a pipe nobody reads fills and stalls
+        server = subprocess.Popen(
+            [*command, "--address", "127.0.0.1"],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, server)
-        yield url
+        _wait_healthy(url, server, log)
+        yield url, env
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_models_dir, tmp_path_factory):
+    with serving(tiny_models_dir, tmp_path_factory) as (url, _):
+        yield url
 
 
 @pytest.fixture
@@ -259,3 +268,137 @@ def test_the_pages_work_under_the_content_security_policy(page, app_url):
     page.get_by_role("link", name="Text tools").click()
     page.get_by_text("Pick a tool.").wait_for()
     assert refused == []
+
+
+# -- a team: built-in accounts, two people in two browsers ---------------------------------
+
+TEAM = {"ana": ("Ana Admin", "admin"), "ben": ("Ben", "member"), "cai": ("Cai", "member")}
+TEAM_PASSWORD = "a long team password"
+STUDIO_PAGES = {"Home", "Image Studio", "Text tools", "My work", "Queue"}
+
+
+@pytest.fixture(scope="session")
+def team_server(tiny_models_dir, tmp_path_factory):
+    """A fresh server in accounts mode, its people added with `atelier users add` first;
+    its address and environment."""
+    with serving(tiny_models_dir, tmp_path_factory, auth_mode="accounts") as (url, env):
+        for login, (name, role) in TEAM.items():
+            command = [sys.executable, "-m", "webapp.cli", "users", "add", login]
+            command += ["--display-name", name] + (["--admin"] if role == "admin" else [])
+            subprocess.run(command, input=TEAM_PASSWORD + "\n", text=True, env=env, check=True)
+        yield url, env
+
+
+@pytest.fixture(scope="session")
+def team_url(team_server):
+    return team_server[0]
+
+
+def person(browser, team_url, login: str, path: str = "/"):
+    """A browser of one's own, signed in on the form the app sends it to."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(90_000)
+    opened.goto(team_url + path)
+    sign_in(opened, login)
+    return context, opened
+
+
+def sign_in(page, login: str, password: str = TEAM_PASSWORD) -> None:
+    page.get_by_label("Name").fill(login)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def navigation(page) -> set[str]:
+    links = page.get_by_test_id("stSidebarNav").get_by_role("link")
+    return {text.strip().split("\n")[-1] for text in links.all_inner_texts()}  # after the icon
+
+
+def test_a_bookmarked_page_right_after_a_start_signs_in_and_shows_the_apps_navigation(
+    browser, team_url
+):
+    context, page = person(browser, team_url, "ben", "/queue")
+    try:
+        page.get_by_role("heading", name="Queue", exact=True).wait_for()
+        assert page.url == team_url + "/queue"
+        page.get_by_text("Signed in as").wait_for()
+        assert navigation(page) == STUDIO_PAGES  # no raw file names, no Models for a member
+        cookie = next(c for c in context.cookies() if c["name"] == "atelier_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+        page.reload()  # the sign-in survives a refresh
+        page.get_by_role("heading", name="Queue", exact=True).wait_for()
+        page.get_by_text("Signed in as").wait_for()
+    finally:
+        context.close()
+
+
+def test_a_wrong_password_gets_one_message_and_no_session(browser, team_url):
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(team_url + "/my_work")
+        sign_in(page, "ben", "not the password")
+        page.get_by_text("Wrong name or password.").wait_for()
+        sign_in(page, "nobody", "not the password")
+        page.get_by_text("Wrong name or password.").wait_for()
+        assert not [c for c in context.cookies() if c["name"] == "atelier_session"]
+    finally:
+        context.close()
+
+
+def test_two_people_in_two_browsers_see_only_their_own_work(browser, team_url):
+    ana_context, ana = person(browser, team_url, "ana", "/image_studio")
+    cai_context, cai = person(browser, team_url, "cai", "/my_work")
+    try:
+        ana.get_by_label("What should the picture show?").fill("ana's private lighthouse")
+        ana.get_by_role("button", name="Generate").click()
+        ana.get_by_text("image(s) in").wait_for()
+        ana.get_by_role("link", name="My work").click()
+        ana.get_by_text("ana's private lighthouse").wait_for()
+        assert navigation(ana) == STUDIO_PAGES | {"Models", "Admin", "Audit"}
+
+        cai.get_by_role("heading", name="My work", exact=True).wait_for()
+        cai.get_by_text("No images match").wait_for()
+        assert cai.get_by_text("ana's private lighthouse").count() == 0
+        cai.get_by_role("link", name="Queue").click()
+        cai.get_by_text("No jobs yet").wait_for()
+
+        cai.goto(team_url + "/audit")  # an admin's page, by its address
+        cai.get_by_text("Only an admin can open the Audit page").wait_for()
+        assert "Audit" not in navigation(cai)
+
+        cai.get_by_role("button", name="Sign out").click()
+        cai.get_by_label("Password").wait_for()  # the form again
+        cai.goto(team_url + "/my_work")
+        cai.get_by_label("Password").wait_for()
+    finally:
+        ana_context.close()
+        cai_context.close()
+
+
+def test_the_server_judges_the_connections_own_address_not_a_forwarded_one(team_server):
+    """Uvicorn would take X-Forwarded-For from a local connection as the address; serve.py
+    turns that off, so a forged header cannot pass for a trusted proxy's address."""
+    url, env = team_server
+    request = urllib.request.Request(
+        url + "/auth/sign-in",
+        data=b"login=ben&password=x&csrf=forged",
+        headers={"Origin": "http://evil.example", "X-Forwarded-For": "10.9.9.9"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 403
+    from webapp.services.audit import AuditFilter
+    from webapp.services.team import build_team_services
+    from webapp.settings import load_settings
+
+    team = build_team_services(load_settings(env))
+    try:
+        operator = User("cli:test", "Operator", is_admin=True)
+        entries = team.audit.query(operator, AuditFilter(kind="sign_in", outcome="refused"))
+        assert "address 127.0.0.1" in [e.actor for e in entries.items]
+        assert "address 10.9.9.9" not in [e.actor for e in entries.items]
+    finally:
+        team.close()

@@ -103,7 +103,11 @@ def test_a_note_says_when_sign_in_with_accounts_is_off(env, monkeypatch, capsys)
     assert code == 0 and "ATELIER_AUTH_MODE=none" in err
 
 
-def test_bench_history_reports_my_work_and_session_checks_beside_recent(env, monkeypatch, capsys):
+def test_bench_history_reports_my_work_and_session_checks_beside_recent(
+    env, monkeypatch, capsys, tiny_models_dir
+):
+    monkeypatch.setenv("ATELIER_MODELS_DIR", str(tiny_models_dir))
+    monkeypatch.setenv("ATELIER_DEVICE", "cpu")
     monkeypatch.setattr("webapp.bench.history.SESSION_CHECKS", 50)
     monkeypatch.setattr("webapp.bench.history.SIGN_INS", 1)
     assert main(["bench", "history", "--images", "30", "--repeats", "2"]) == 0
@@ -111,4 +115,6 @@ def test_bench_history_reports_my_work_and_session_checks_beside_recent(env, mon
     assert result["page_items"] == 24 and result["images"] == 30
     for figure in ("my_work_first_page_ms", "session_check_ms", "baseline_recent_first_call_ms"):
         assert 0 < result[figure] < 5000
+    assert 0 < result["my_work_page_in_app_first_ms"] < 60_000  # the page itself, in the app
+    assert result["thumbnails_of_a_page_of_512px_pictures_cold_ms"] > 0
     assert not (env / "data").exists()  # a throwaway data dir, not the configured one

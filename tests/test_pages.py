@@ -94,7 +94,7 @@ def test_home_explains_how_to_add_an_image_model_when_none_is_installed(app_env,
 def test_models_page_lists_models_and_loads_unloads_and_pins(app_env, tiny_models_dir):
     app_env(tiny_models_dir)
     app = run_app()
-    app.switch_page("pages/models.py").run()
+    app.switch_page("app_pages/models.py").run()
     table = app.dataframe[0].value
     assert set(table["Name"]) == {"tiny-sd", "tiny-llm"}
     assert set(table["Loaded"]) == {"no"}
@@ -123,7 +123,7 @@ def test_models_page_shows_refused_and_broken_models_with_reasons(app_env, model
     (models_dir / "loras" / "cut.safetensors").write_bytes(b"\x10\0\0\0\0\0\0\0{")
     app_env(models_dir)
     app = run_app()
-    app.switch_page("pages/models.py").run()
+    app.switch_page("app_pages/models.py").run()
     table = app.dataframe[0].value
     statuses = dict(zip(table["Name"], table["Status"], strict=True))
     assert statuses["legacy"].startswith("refused") and "arbitrary code" in statuses["legacy"]
@@ -140,7 +140,7 @@ def test_without_admin_rights_the_models_page_is_not_offered(app_env, tiny_model
     app = run_app()
     assert "(admin)" not in text_of(app)
     with pytest.raises(ValueError, match="Could not find a navigation page"):
-        app.switch_page("pages/models.py")
+        app.switch_page("app_pages/models.py")
 
 
 def test_bad_setting_stops_start_up_with_one_message(app_env, tiny_models_dir):
@@ -180,7 +180,7 @@ def test_queue_page_shows_own_jobs_with_place_progress_and_cancel(
     services.engine.submit(ImageRequest("tiny-sd", "eve's fox", width=80, height=64), someone)
 
     app = run_app()
-    app.switch_page("pages/queue.py").run()
+    app.switch_page("app_pages/queue.py").run()
     assert app.toggle[0].value is True  # the local user is the admin: everyone's jobs
     app.toggle[0].set_value(False).run()
     shown = [t.value for t in app.text]
@@ -199,14 +199,14 @@ def test_queue_page_shows_own_jobs_with_place_progress_and_cancel(
 def test_queue_page_for_a_member_has_no_admin_sections(app_env, tiny_models_dir):
     app_env(tiny_models_dir, local_user_is_admin="false")
     app = run_app()
-    app.switch_page("pages/queue.py").run()
+    app.switch_page("app_pages/queue.py").run()
     assert not app.toggle
     assert "No jobs yet" in app.info[0].value
     assert not any(s.value == "Device" for s in app.subheader)
 
 
 def open_text_tool(app: AppTest, tool_id: str) -> AppTest:
-    app.switch_page("pages/text_tools.py").run()
+    app.switch_page("app_pages/text_tools.py").run()
     app.button(key=f"open-{tool_id}").click().run()
     assert not app.exception, app.exception
     return app
@@ -215,7 +215,7 @@ def open_text_tool(app: AppTest, tool_id: str) -> AppTest:
 def test_text_tools_gallery_shows_every_tool_as_a_card(app_env, tiny_models_dir):
     app_env(tiny_models_dir)
     app = run_app()
-    app.switch_page("pages/text_tools.py").run()
+    app.switch_page("app_pages/text_tools.py").run()
     cards = [m.value for m in app.markdown if m.value.startswith("####")]
     assert len(cards) == 9
     assert any("Summarise" in card for card in cards)
@@ -290,7 +290,7 @@ def test_chat_answers_and_keeps_the_conversation(app_env, tiny_models_dir):
 def open_studio(app_env, models_dir) -> AppTest:
     app_env(models_dir)
     app = run_app()
-    app.switch_page("pages/image_studio.py").run()
+    app.switch_page("app_pages/image_studio.py").run()
     assert not app.exception, app.exception
     return app
 
@@ -319,7 +319,7 @@ def test_image_studio_lists_recent_images_a_page_at_a_time(app_env, tiny_models_
         recipe = {"request": {"prompt": f"picture {number}"}}
         store.save(user, f"job-{number}", 0, Image.new("RGB", (64, 64)), "", recipe)
     app = run_app()
-    app.switch_page("pages/image_studio.py").run()
+    app.switch_page("app_pages/image_studio.py").run()
 
     def shown() -> set[str]:
         return {t.value for t in app.text if t.value.startswith("picture")}
@@ -338,7 +338,7 @@ def test_use_these_settings_fills_the_lora_table_with_its_weights(app_env, model
     form = ImageForm("a tree", model="tiny-sd", quality="Fast", loras=(LoraWeight("ink", 0.7),))
     services.images.finish(services.images.generate(form, user), user, timeout=60)
     app = run_app()
-    app.switch_page("pages/image_studio.py").run()
+    app.switch_page("app_pages/image_studio.py").run()
     assert app.dataframe[0].value.empty  # no LoRA until one is added
     next(b for b in app.button if b.label == "Use these settings").click().run()
     assert app.dataframe[0].value.to_dict("records") == [{"LoRA": "ink", "Weight": 0.7}]

@@ -40,7 +40,7 @@ def behind_middleware() -> Starlette:
     )
 
 
-def get(app, path: str, client: str) -> tuple[int, dict[str, str]]:
+def get(app, path: str, client: str, headers=()) -> tuple[int, dict[str, str]]:
     sent = []
 
     async def receive():
@@ -59,7 +59,7 @@ def get(app, path: str, client: str) -> tuple[int, dict[str, str]]:
         "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
-        "headers": [(b"host", b"atelier.example")],
+        "headers": [(b"host", b"atelier.example"), *headers],
         "client": (client, 50000),
         "server": ("atelier.example", 80),
     }
@@ -88,6 +88,12 @@ def test_metrics_are_not_found_from_another_machine(path):
 @pytest.mark.parametrize("client", ["127.0.0.1", "::1"])
 def test_metrics_answer_on_the_machine_itself(client):
     assert get(behind_middleware(), "/_stcore/metrics", client)[0] == 200
+
+
+@pytest.mark.parametrize("header", [b"x-forwarded-for", b"forwarded", b"X-Real-IP"])
+def test_metrics_passed_on_by_a_proxy_on_the_machine_are_not_found(header):
+    forwarded = [(header, b"203.0.113.9")]
+    assert get(behind_middleware(), "/_stcore/metrics", "127.0.0.1", forwarded)[0] == 404
 
 
 def test_host_config_stays_public_for_the_page_to_start():
@@ -237,7 +243,7 @@ def test_a_config_that_turns_a_protection_off_is_caught(change, problem):
 UI_CODE = [
     REPO / "app.py",
     REPO / "serve.py",
-    *REPO.glob("pages/*.py"),
+    *REPO.glob("app_pages/*.py"),
     *REPO.glob("webapp/ui/*.py"),
 ]
 

@@ -191,3 +191,35 @@ def user_from_proxy(
             field="proxy_header",
         )
     return name.casefold()
+
+
+# -- the company's single sign-on (OIDC) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the company's sign-on says a person is: the name they sign on with (their e-mail
+    when the provider vouches for it, else its subject id), how to show them, their e-mail."""
+
+    login: str
+    display_name: str | None
+    email: str | None
+
+
+def identity_from_claims(claims: Mapping[str, object]) -> Identity | None:
+    """The identity in an OIDC provider's claims (`st.user`), or None without a usable one.
+
+    An e-mail the provider marks unverified (`email_verified: false`) is not used: it could
+    name someone else, and an e-mail in `admin_emails` makes an admin."""
+    email = claims.get("email")
+    verified = claims.get("email_verified", True) not in (False, "false", "False")
+    email = email.strip().lower() if isinstance(email, str) and email.strip() and verified else None
+    subject = claims.get("sub")
+    subject = subject.strip() if isinstance(subject, str) and subject.strip() else None
+    login = email or subject
+    if login is None:
+        return None
+    name = claims.get("name") or claims.get("preferred_username")
+    name = " ".join(name.split())[:100] if isinstance(name, str) else ""
+    shown = name if name and name.isprintable() else None
+    return Identity(login=login, display_name=shown, email=email)

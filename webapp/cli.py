@@ -16,11 +16,22 @@ from webapp.errors import AtelierError
 from webapp.formatting import human_bytes
 from webapp.offline import use_offline_environment
 from webapp.settings import Settings, load_settings
-from webapp.users import local_user
+from webapp.users import User, local_user
 from webapp.versions import require_safe_versions
 
 APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
 SERVER_FILE = APP_FILE.with_name("serve.py")  # app.py behind st.App and its HTTP hardening
+
+
+def terminal_user(settings: Settings, services) -> User:
+    """Who owns what the terminal makes: in single-user mode the local user, as at the
+    browser (their work is one); with sign-in on, the server's operator (`cli:<os user>`),
+    kept as a person who owns that work and never signs in."""
+    if settings.auth_mode == "none":
+        return local_user(settings)
+    from webapp.cli_users import operator
+
+    return services.accounts.ensure_operator(operator())
 
 
 def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
@@ -120,6 +131,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     ]
     shown = "localhost" if args.address in ("0.0.0.0", "::") else args.address
     print(f"Atelier: serving http://{shown}:{args.port} (Ctrl+C stops it)", flush=True)
+    # Uvicorn, as Streamlit runs it, would take the address in X-Forwarded-For from a
+    # connection on this machine as the connection's own. Atelier judges forwarded headers
+    # itself (trusted_proxies), so it must see the address that really connected. (Read by
+    # uvicorn before serve.py is imported: it is set here.)
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
     # The server takes this process's place: stopping `atelier serve` stops the server and
     # frees its port, with no child left behind.
     os.chdir(APP_FILE.parent)
@@ -131,8 +147,8 @@ def cmd_text(settings: Settings, args: argparse.Namespace) -> int:
 
     services = build_services(settings, client="cli")
     text = services.text
-    user = local_user(settings)  # the terminal is the local user, as the browser is
     try:
+        user = terminal_user(settings, services)
         if args.list or not args.tool:
             for tool in text.tools(user):
                 fields = ", ".join(
@@ -182,8 +198,8 @@ def cmd_image(settings: Settings, args: argparse.Namespace) -> int:
         height=height,
     )
     services = build_services(settings, client="cli")
-    user = local_user(settings)
     try:
+        user = terminal_user(settings, services)
         run = services.images.generate(form, user)
         stored = services.images.finish(run, user)
         out = Path(args.out) if args.out else None

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from dataclasses import replace
 from pathlib import Path
 
 from webapp.settings import Settings
 
 APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
+
+
+def _pages_as_the_single_user(settings: Settings) -> Settings:
+    """The page benches drive the pages through AppTest, which has no browser to sign in
+    with: they run in single-user mode, as the local user, whatever the setting (their
+    own processes and the app's settings too, through the environment)."""
+    os.environ["ATELIER_AUTH_MODE"] = "none"
+    return replace(settings, auth_mode="none")
 
 
 def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> int:
@@ -43,6 +53,7 @@ def cmd_bench_engine(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_bench_text(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.bench.text import bench_text
 
+    settings = _pages_as_the_single_user(settings)
     compare = Path(args.compare_tree) if args.compare_tree else None
     figures = bench_text(
         settings,
@@ -76,6 +87,7 @@ def cmd_bench_churn(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_bench_studio(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.bench.studio import bench_studio
 
+    settings = _pages_as_the_single_user(settings)
     figures = bench_studio(settings, args.model, args.steps, args.repeats, APP_FILE)
     print(json.dumps(figures, indent=2))
     return 0
@@ -84,7 +96,7 @@ def cmd_bench_studio(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_bench_history(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.bench.history import bench_history
 
-    result = bench_history(settings, args.images, args.repeats, args.database_url)
+    result = bench_history(settings, args.images, args.repeats, args.database_url, APP_FILE)
     print(json.dumps(result, indent=2))
     return 0
 

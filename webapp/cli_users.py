@@ -130,6 +130,13 @@ def cmd_unlock(accounts, caller: User, args: argparse.Namespace) -> int:
     return 0
 
 
+@_with_team
+def cmd_role(accounts, caller: User, args: argparse.Namespace) -> int:
+    account = accounts.set_role(caller, args.name, args.role)
+    print(f"{account.login} is now {account.role}.")
+    return 0
+
+
 def add_users_parser(commands: argparse._SubParsersAction) -> None:
     users = commands.add_parser("users", help="built-in accounts (the operator acts as admin)")
     actions = users.add_subparsers(dest="users_command", required=True)
@@ -144,6 +151,10 @@ def add_users_parser(commands: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="everyone, with role and status")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=cmd_list)
+    role = actions.add_parser("role", help="make someone an admin or a member")
+    role.add_argument("name")
+    role.add_argument("role", choices=["admin", "member"])
+    role.set_defaults(run=cmd_role)
     for name, run, text in [
         ("disable", cmd_disable, "disable an account (ends its sessions)"),
         ("enable", cmd_enable, "enable an account again"),

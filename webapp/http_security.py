@@ -30,6 +30,15 @@ def is_local_only(path: str) -> bool:
     return any(trimmed == p or trimmed.endswith(p) for p in LOCAL_ONLY_PATHS)
 
 
+FORWARDING_HEADERS = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
+
+
+def _forwarded(scope: Scope) -> bool:
+    """Whether a proxy passed this request on for someone else: then it is not the machine
+    itself asking, even when the connection comes from 127.0.0.1."""
+    return any(name.lower() in FORWARDING_HEADERS for name, _ in scope.get("headers", []))
+
+
 class SecurityMiddleware:
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -39,7 +48,7 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         client = scope.get("client") or ("", 0)
-        if is_local_only(scope["path"]) and client[0] not in LOCAL_ADDRESSES:
+        if is_local_only(scope["path"]) and (client[0] not in LOCAL_ADDRESSES or _forwarded(scope)):
             await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
             return
 

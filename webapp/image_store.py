@@ -133,3 +133,12 @@ def _thumbnail(path: Path, mtime: float) -> bytes:
 def thumbnail_of(stored: StoredImage) -> bytes:
     """A small JPEG of a stored image for galleries, made once per version of the file."""
     return _thumbnail(stored.path, stored.created)
+
+
+def thumbnail_at(path: Path) -> bytes | None:
+    """A small JPEG of the PNG at `path` (made once per version of the file), or None if the
+    file is gone or is not a picture."""
+    try:
+        return _thumbnail(path, path.stat().st_mtime)
+    except (OSError, ValueError):
+        return None

@@ -46,3 +46,13 @@ def _break_address(match: re.Match) -> str:
     if match.group(4):  # a@b: an e-mail address
         return f"{match.group(3)}\\@{match.group(4)}"
     return f"{match.group(1)}\\{match.group(2)}"
+
+
+# Every ASCII punctuation character: CommonMark shows each literally when escaped.
+PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def literal_markdown(text: str) -> str:
+    """`text` (a name, a title) as markdown that shows exactly these characters: no
+    emphasis, link, heading, HTML or mathematics, and on one line."""
+    return PUNCTUATION.sub(r"\\\1", " ".join(str(text).split()))

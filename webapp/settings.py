@@ -257,6 +257,30 @@ def _shown(key: str, raw: Any) -> str:
     return repr(raw)
 
 
+def settings_in_effect(settings: Settings) -> list[tuple[str, str, str]]:
+    """(environment variable, value, "default" or "set") for every setting, as an admin may
+    read them: a database URL's password is masked."""
+    defaults = Settings()
+    rows = []
+    for field in fields(Settings):
+        value = getattr(settings, field.name)
+        if isinstance(value, bool):
+            shown = str(value).lower()
+        elif isinstance(value, tuple):
+            shown = ", ".join(value) or "(none)"
+        elif value is None:
+            shown = "(automatic)" if field.name != "database_url" else "(SQLite in the data dir)"
+        else:
+            shown = (
+                _shown(field.name, value).strip("'")
+                if field.name in SECRET_SETTINGS
+                else str(value)
+            )
+        source = "default" if value == getattr(defaults, field.name) else "set"
+        rows.append((env_name(field.name), shown, source))
+    return rows
+
+
 def env_name(key: str) -> str:
     return ENV_PREFIX + key.upper()
 

@@ -1,6 +1,5 @@
-"""Who is asking. Every service call and job carries a `User`.
-
-Accounts come later; until then the app runs in single-user mode with one local user.
+"""Who is asking. Every service call and job carries a `User`: the person signed in
+(webapp/ui/session.py), the terminal's operator, or in single-user mode the local user.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from webapp.engine import Engine
 from webapp.image_store import ImageStore
 from webapp.services.accounts import AccountsService
 from webapp.services.audit import AuditService
+from webapp.services.brand_kits import BrandKitService
 from webapp.services.history import HistoryService
 from webapp.services.image_saving import ImageSaver
 from webapp.services.images import ImageService
@@ -17,6 +18,7 @@ from webapp.services.models import ModelService
 from webapp.services.system import SystemService
 from webapp.services.team import TeamServices, build_team_services
 from webapp.services.text import TextService
+from webapp.services.text_saving import TextKeeper
 from webapp.settings import Settings
 
 
@@ -30,7 +32,9 @@ class Services:
     models: ModelService
     system: SystemService
     text: TextService
+    kits: BrandKitService
     saver: ImageSaver
+    owns_team: bool = True  # False: the team services were given, and their owner closes them
 
     @property
     def accounts(self) -> AccountsService:
@@ -45,35 +49,46 @@ class Services:
         return self.team.audit
 
     def close(self) -> None:
-        """Stop the engine (cancelling what runs), write what finished, close the store."""
+        """Stop the engine (cancelling what runs), write what finished, close the store (if
+        these services opened it)."""
         self.engine.shutdown()
         self.saver.close()
-        self.team.close()
+        if self.owns_team:
+            self.team.close()
 
 
 def build_services(
-    settings: Settings, engine: Engine | None = None, client: str = "page"
+    settings: Settings,
+    engine: Engine | None = None,
+    client: str = "page",
+    team: TeamServices | None = None,
 ) -> Services:
     """Every service, around one engine (the one given, or a new one these services own)
-    and the store: every job is audited when it ends, quotas are checked at submit, and
-    finished pictures are stored at once."""
-    team = build_team_services(settings, client=client)
+    and the store (the team services given, which the app also uses for signing in before
+    the engine has started, or new ones): every job is audited when it ends, quotas are
+    checked at submit, and finished pictures and answers are kept at once."""
+    owns_team = team is None
+    team = team or build_team_services(settings, client=client)
     if engine is None:
         from webapp.engine.factory import build_engine
 
         engine = build_engine(settings)
     saver = ImageSaver(ImageStore(settings.data_dir), team.history)
+    keeper = TextKeeper(team.history)
     engine.add_end_listener(saver.job_ended)
+    engine.add_end_listener(keeper.job_ended)
     engine.add_end_listener(record_job_end(team.audit))
     engine.add_submit_check(check_quota(team.audit))
     return Services(
         settings=settings,
         engine=engine,
         team=team,
-        jobs=JobService(engine),
-        images=ImageService(settings, engine, saver),
-        models=ModelService(engine),
-        system=SystemService(settings, engine),
-        text=TextService(settings, engine),
+        jobs=JobService(engine, team.audit, client),
+        images=ImageService(settings, engine, saver, client),
+        models=ModelService(engine, team.audit, client),
+        system=SystemService(settings, engine, team.audit, client),
+        text=TextService(settings, engine, keeper, client),
+        kits=BrandKitService(settings, team.audit, client),
         saver=saver,
+        owns_team=owns_team,
     )

@@ -40,7 +40,7 @@ from webapp.services.people import (
     user_of,
 )
 from webapp.settings import Settings
-from webapp.store import Person, Store, utc_now
+from webapp.store import Person, Store, ensure_person, utc_now
 from webapp.users import User
 
 WRONG = "Wrong name or password."
@@ -253,6 +253,17 @@ class AccountsService:
                 .values(session_version=Person.session_version + 1)
             )
         self._audit.record(user, "sign_out", "ok", subject=user.id, client=self._client)
+
+    def ensure_operator(self, operator: User) -> User:
+        """The server's operator (`cli:<os user>`, an admin at the terminal) as a person, so
+        that what the command line makes is theirs in My work and the audit log. The row is
+        disabled and has no password: nobody signs in as the operator."""
+        if not operator.id.startswith("cli:") or not operator.is_admin:
+            raise ValueError("only the terminal's operator (cli:<name>) is kept this way")
+        with self._store.session() as session:
+            person = ensure_person(session, operator.id, operator.display_name, "member")
+            person.disabled, person.password_hash = True, None
+        return operator
 
     # -- the company's sign-on -----------------------------------------------------------
 

@@ -2,85 +2,48 @@
 favourites, delete, and a shared board for the team.
 
 Ownership on every id: another person's item is "not found", the same answer as a missing
-one. Items shared with the team are visible to all, changed only by their owner, and taken
-off the board by their owner or an admin.
+one, and the refusal is recorded in the audit log (who asked for which id). Items shared
+with the team are visible to all, changed only by their owner, and taken off the board by
+their owner or an admin.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from webapp.errors import AtelierError, NotFound, ValidationError
 from webapp.services.audit import AuditService
 from webapp.services.paging import Page, check_page
+from webapp.services.work_items import (
+    MAX_WORDS,
+    NOT_FOUND,
+    SCOPES,
+    ImageItem,
+    TextItem,
+    WorkQuery,
+    escape,
+    is_id,
+    messages_of,
+    name_of,
+    page_of,
+    table_of,
+    text_item,
+    text_search,
+    title_of,
+)
 from webapp.store import ImageRecord, Person, Store, TextRecord, utc_now
-from webapp.store.images import IMAGES_DIR, image_row, search_text
+from webapp.store.images import IMAGES_DIR, image_row
 from webapp.users import User
 
-KINDS = ("image", "text")
-SCOPES = ("mine", "shared")
-ROLES = ("system", "user", "assistant")
-TITLE_CHARS = 80
-MAX_WORDS = 8
-NOT_FOUND = {
-    "image": "That image does not exist or is not yours.",
-    "text": "That text or chat does not exist or is not yours.",
-}
-
-
-@dataclass(frozen=True)
-class ImageItem:
-    id: int
-    owner_id: str
-    owner_name: str
-    path: Path  # the PNG, under the data dir
-    prompt: str
-    model: str
-    style: str | None
-    seed: int | None
-    recipe: dict[str, Any]
-    created: datetime
-    favourite: bool
-    shared: bool
-
-
-@dataclass(frozen=True)
-class TextItem:
-    id: int
-    owner_id: str
-    owner_name: str
-    kind: str  # result or chat
-    tool: str
-    title: str
-    model: str | None
-    messages: list[dict[str, str]]  # {"role": ..., "content": ...}
-    created: datetime
-    updated: datetime
-    favourite: bool
-    shared: bool
-
-
-@dataclass(frozen=True)
-class WorkQuery:
-    """What to list: mine or the team's shared board, narrowed by words (all must appear),
-    a time range (`until` exclusive), favourites, and for texts the kind."""
-
-    scope: str = "mine"
-    words: str = ""
-    since: datetime | None = None
-    until: datetime | None = None
-    favourites: bool = False
-    kind: str | None = None  # texts only: result or chat
-    page: int = 1
-    per_page: int = 24
+__all__ = ["NOT_FOUND", "HistoryService", "ImageItem", "TextItem", "WorkQuery"]
+RECENT_CHATS = 20  # a chat turn continues one of the person's latest chats, or starts one
 
 
 class HistoryService:
@@ -120,18 +83,19 @@ class HistoryService:
                 raise ValidationError(f"{path.name} is someone else's image.", field="path")
             return self._image_item(row, user.display_name)
 
-    def images(self, user: User, query: WorkQuery = WorkQuery()) -> Page[ImageItem]:
+    def images(self, user: User, query: WorkQuery | None = None) -> Page[ImageItem]:
         """Newest first."""
+        query = query or WorkQuery()
         chosen = self._listing(ImageRecord, user, query, ImageRecord.created)
         with self._store.session() as session:
-            total, rows = _page(session, chosen, query)
+            total, rows = page_of(session, chosen, query)
             items = [self._image_item(row, name) for row, name in rows]
         return Page(items, total, query.page, query.per_page)
 
     def image(self, user: User, image_id: int) -> ImageItem:
-        with self._store.session() as session:
+        with self._refusal(user, "image", image_id, "open"), self._store.session() as session:
             row = _visible(session, ImageRecord, image_id, user, "image")
-            return self._image_item(row, _name(session, row.owner_id))
+            return self._image_item(row, name_of(session, row.owner_id))
 
     # -- text results and chats ----------------------------------------------------------
 
@@ -158,54 +122,84 @@ class HistoryService:
     ) -> TextItem:
         return self._add_text(user, "chat", tool, messages, title, model)
 
+    def record_chat_turn(
+        self,
+        user: User,
+        earlier: Iterable[Any],
+        turn: Iterable[Any],
+        *,
+        model: str | None = None,
+        tool: str = "chat",
+    ) -> TextItem:
+        """The next turn of a chat: added to the person's recent chat whose turns so far are
+        `earlier`, or a new chat when none is (a conversation that starts here)."""
+        earlier, turn = messages_of(earlier), messages_of(turn)
+        if earlier:
+            chosen = (
+                select(TextRecord.id, TextRecord.messages)
+                .where(
+                    TextRecord.owner_id == user.id,
+                    TextRecord.kind == "chat",
+                    TextRecord.tool == tool,
+                )
+                .order_by(TextRecord.updated.desc(), TextRecord.id.desc())
+                .limit(RECENT_CHATS)
+            )
+            with self._store.session() as session:
+                found = next((i for i, held in session.execute(chosen) if held == earlier), None)
+            if found is not None:
+                return self.append_to_chat(user, found, turn)
+        return self._add_text(user, "chat", tool, [*earlier, *turn], None, model)
+
     def append_to_chat(self, user: User, chat_id: int, messages: Iterable[Any]) -> TextItem:
         """The next turns of one of the person's own chats."""
-        added = _messages(messages)
-        with self._store.session() as session:
+        added = messages_of(messages)
+        with self._refusal(user, "text", chat_id, "change"), self._store.session() as session:
             row = _owned(session, TextRecord, chat_id, user, "text")
             if row.kind != "chat":
                 raise ValidationError("Only a chat can be continued.", field="chat_id")
             row.messages = [*row.messages, *added]
-            row.search_text = _text_search(row.title, row.tool, row.messages)
+            row.search_text = text_search(row.title, row.tool, row.messages)
             row.updated = self._clock()
-            return _text_item(row, user.display_name)
+            return text_item(row, user.display_name)
 
     def text(self, user: User, text_id: int) -> TextItem:
         """One result or chat (to reopen it)."""
-        with self._store.session() as session:
+        with self._refusal(user, "text", text_id, "open"), self._store.session() as session:
             row = _visible(session, TextRecord, text_id, user, "text")
-            return _text_item(row, _name(session, row.owner_id))
+            return text_item(row, name_of(session, row.owner_id))
 
-    def texts(self, user: User, query: WorkQuery = WorkQuery()) -> Page[TextItem]:
+    def texts(self, user: User, query: WorkQuery | None = None) -> Page[TextItem]:
         """Most recently changed first."""
+        query = query or WorkQuery()
         chosen = self._listing(TextRecord, user, query, TextRecord.updated)
         if query.kind is not None:
             if query.kind not in ("result", "chat"):
                 raise ValidationError("Texts are results or chats.", field="kind")
             chosen = chosen.where(TextRecord.kind == query.kind)
         with self._store.session() as session:
-            total, rows = _page(session, chosen, query)
-            items = [_text_item(row, name) for row, name in rows]
+            total, rows = page_of(session, chosen, query)
+            items = [text_item(row, name) for row, name in rows]
         return Page(items, total, query.page, query.per_page)
 
     # -- either kind ---------------------------------------------------------------------
 
     def set_favourite(self, user: User, kind: str, item_id: int, favourite: bool) -> None:
-        with self._store.session() as session:
-            _owned(session, _table(kind), item_id, user, kind).favourite = bool(favourite)
+        with self._refusal(user, kind, item_id, "change"), self._store.session() as session:
+            _owned(session, table_of(kind), item_id, user, kind).favourite = bool(favourite)
 
     def set_shared(self, user: User, kind: str, item_id: int, shared: bool) -> None:
         """Share one of the person's items with the team, or take it back."""
-        with self._store.session() as session:
-            _owned(session, _table(kind), item_id, user, kind).shared = bool(shared)
+        with self._refusal(user, kind, item_id, "share"), self._store.session() as session:
+            _owned(session, table_of(kind), item_id, user, kind).shared = bool(shared)
 
     def remove_from_board(self, user: User, kind: str, item_id: int) -> None:
         """Take an item off the shared board: its owner, or an admin (recorded)."""
-        with self._store.session() as session:
-            row = _visible(session, _table(kind), item_id, user, kind)
+        with self._refusal(user, kind, item_id, "unshare"), self._store.session() as session:
+            row = _visible(session, table_of(kind), item_id, user, kind)
             mine = row.owner_id == user.id
             if not mine and not user.is_admin:
-                raise NotFound(NOT_FOUND[kind])  # visible, but not theirs to change
+                raise _not_found(kind, row)  # visible, but not theirs to change
             row.shared = False
             owner = row.owner_id
         if not mine:
@@ -214,11 +208,28 @@ class HistoryService:
 
     def delete(self, user: User, kind: str, item_id: int) -> None:
         """Delete one of the person's items; an image's file goes with it."""
-        with self._store.session() as session:
-            row = _owned(session, _table(kind), item_id, user, kind)
+        with self._refusal(user, kind, item_id, "delete"), self._store.session() as session:
+            row = _owned(session, table_of(kind), item_id, user, kind)
             if kind == "image":
                 self._delete_file(row.path)  # the file first: a row never outlives it
             session.delete(row)
+
+    @contextmanager
+    def _refusal(self, user: User, kind: str, item_id: Any, action: str) -> Iterator[None]:
+        """Record a refused id (another person's, or none) once the session has ended."""
+        try:
+            yield
+        except NotFound as refused:
+            owner = getattr(refused, "owner", None)
+            self._audit.record(
+                user,
+                f"{kind}.{action}",
+                "refused",
+                subject=f"{kind} {str(item_id)[:40]}",
+                client=self._client,
+                detail=f"belongs to {owner}" if owner else "no such item",
+            )
+            raise
 
     def _delete_file(self, relative: str) -> None:
         path = self._store.file(relative)
@@ -250,7 +261,7 @@ class HistoryService:
         if len(words) > MAX_WORDS:
             raise ValidationError(f"Search for at most {MAX_WORDS} words.", field="words")
         for word in words:
-            chosen = chosen.where(table.search_text.like(f"%{_escape(word)}%", escape="\\"))
+            chosen = chosen.where(table.search_text.like(f"%{escape(word)}%", escape="\\"))
         if query.since is not None:
             chosen = chosen.where(when >= query.since)
         if query.until is not None:
@@ -276,12 +287,12 @@ class HistoryService:
         )
 
     def _add_text(self, user, kind, tool, messages, title, model) -> TextItem:
-        messages = _messages(messages)
+        messages = messages_of(messages)
         if not messages:
             raise ValidationError("There is nothing to keep: no messages.", field="messages")
         if not isinstance(tool, str) or not 1 <= len(tool) <= 255:
             raise ValidationError("Name the tool that made this text.", field="tool")
-        title = _title(title, messages)
+        title = title_of(title, messages)
         now = self._clock()
         row = TextRecord(
             owner_id=user.id,
@@ -290,7 +301,7 @@ class HistoryService:
             title=title,
             model=model,
             messages=messages,
-            search_text=_text_search(title, tool, messages),
+            search_text=text_search(title, tool, messages),
             created=now,
             updated=now,
         )
@@ -298,13 +309,7 @@ class HistoryService:
             _check_owner(session, user)
             session.add(row)
             session.flush()
-            return _text_item(row, user.display_name)
-
-
-def _table(kind: str) -> Any:
-    if kind not in KINDS:
-        raise ValidationError("An item is an image or a text.", field="kind")
-    return ImageRecord if kind == "image" else TextRecord
+            return text_item(row, user.display_name)
 
 
 def _check_owner(session: Session, user: User) -> None:
@@ -314,80 +319,23 @@ def _check_owner(session: Session, user: User) -> None:
 
 def _visible(session: Session, table: Any, item_id: int, user: User, kind: str) -> Any:
     """The item if it is the person's or shared with the team; else not found."""
-    row = session.get(table, item_id) if _is_id(item_id) else None
+    row = session.get(table, item_id) if is_id(item_id) else None
     if row is None or (row.owner_id != user.id and not row.shared):
-        raise NotFound(NOT_FOUND[kind])
+        raise _not_found(kind, row)
     return row
 
 
 def _owned(session: Session, table: Any, item_id: int, user: User, kind: str) -> Any:
     """The item if it is the person's own; else not found (shared or not)."""
-    row = session.get(table, item_id) if _is_id(item_id) else None
+    row = session.get(table, item_id) if is_id(item_id) else None
     if row is None or row.owner_id != user.id:
-        raise NotFound(NOT_FOUND[kind])
+        raise _not_found(kind, row)
     return row
 
 
-def _is_id(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
-
-
-def _name(session: Session, person_id: str) -> str:
-    return session.scalar(select(Person.display_name).where(Person.id == person_id)) or person_id
-
-
-def _page(session: Session, chosen: Select, query: WorkQuery) -> tuple[int, list]:
-    total = session.scalar(select(func.count()).select_from(chosen.order_by(None).subquery()))
-    offset = (query.page - 1) * query.per_page
-    rows = session.execute(chosen.offset(offset).limit(query.per_page)).all()
-    return total or 0, [tuple(row) for row in rows]
-
-
-def _escape(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _messages(messages: Iterable[Any]) -> list[dict[str, str]]:
-    """Plain {"role", "content"} dicts, from dicts or objects such as the engine's
-    ChatMessage."""
-    cleaned = []
-    for message in messages:
-        if isinstance(message, dict):
-            role, content = message.get("role"), message.get("content")
-        else:
-            role, content = getattr(message, "role", None), getattr(message, "content", None)
-        if role not in ROLES or not isinstance(content, str):
-            raise ValidationError(
-                "Each message has a role (system, user or assistant) and text.", "messages"
-            )
-        cleaned.append({"role": role, "content": content})
-    return cleaned
-
-
-def _title(title: str | None, messages: list[dict[str, str]]) -> str:
-    if title is None:
-        first = next((m["content"] for m in messages if m["role"] == "user"), "")
-        title = " ".join(first.split())
-    title = " ".join(str(title).split()) or "Untitled"
-    return title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1] + "…"
-
-
-def _text_search(title: str, tool: str, messages: list[dict[str, str]]) -> str:
-    return search_text(title, tool, *(m["content"] for m in messages))
-
-
-def _text_item(row: TextRecord, owner_name: str) -> TextItem:
-    return TextItem(
-        id=row.id,
-        owner_id=row.owner_id,
-        owner_name=owner_name,
-        kind=row.kind,
-        tool=row.tool,
-        title=row.title,
-        model=row.model,
-        messages=json.loads(json.dumps(row.messages)),  # a copy the caller may change
-        created=row.created,
-        updated=row.updated,
-        favourite=row.favourite,
-        shared=row.shared,
-    )
+def _not_found(kind: str, row: Any) -> NotFound:
+    """The same message whether the item is missing or someone else's; the owner is kept
+    on the error for the audit log only."""
+    error = NotFound(NOT_FOUND[kind])
+    error.owner = None if row is None else row.owner_id
+    return error

@@ -89,10 +89,11 @@ class ImageRun:
 
 
 class ImageService:
-    def __init__(self, settings: Settings, engine: Engine, saver: ImageSaver):
+    def __init__(self, settings: Settings, engine: Engine, saver: ImageSaver, client: str = "page"):
         self._settings = settings
         self._engine = engine
         self._saver = saver
+        self._client = client  # where the jobs come from, for the audit log
         self.store = saver.store
 
     # -- what there is --------------------------------------------------------------------
@@ -200,7 +201,7 @@ class ImageService:
         dropped = self._engine.tokens.dropped_words(entry.name, prompt)
 
         # 6. Queue it.
-        job = self._engine.submit(request, user)
+        job = self._engine.submit(request, user, client=self._client)
         run = ImageRun(job, request, style.id if style else None)
         if dropped is not None:
             run.warnings.append(

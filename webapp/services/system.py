@@ -13,8 +13,10 @@ from webapp import __version__
 from webapp.device import memory_info
 from webapp.embedded import DEFAULT_TEXT_MODEL, is_prepared
 from webapp.engine import Engine
-from webapp.settings import Settings, env_name
+from webapp.services.audit import AuditService
+from webapp.settings import Settings, env_name, settings_in_effect
 from webapp.text_tools import load_library
+from webapp.users import User
 from webapp.versions import version_checks
 
 
@@ -46,9 +48,25 @@ class DoctorReport:
 
 
 class SystemService:
-    def __init__(self, settings: Settings, engine: Engine):
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        audit: AuditService | None = None,
+        client: str = "page",
+    ):
         self._settings = settings
         self._engine = engine
+        self._audit = audit
+        self._client = client
+
+    def settings_in_effect(self, caller: User) -> list[tuple[str, str, str]]:
+        """(environment variable, value in effect, where it came from) for every setting,
+        a database password masked (admins)."""
+        if self._audit is None:
+            raise RuntimeError("SystemService needs the audit service to check roles")
+        self._audit.require_admin(caller, "settings.view", "see the settings", self._client)
+        return settings_in_effect(self._settings)
 
     def device_summary(self) -> dict[str, object]:
         device = self._engine.device

@@ -9,6 +9,7 @@ from webapp.engine import ChatMessage, Engine, Job, TextRequest
 from webapp.engine.requests import random_seed
 from webapp.errors import ValidationError
 from webapp.registry import ModelEntry
+from webapp.services.text_saving import TextKeeper, asked_text
 from webapp.settings import Settings
 from webapp.text_tools import (
     PRESETS,
@@ -44,9 +45,17 @@ class ToolRun:
 
 
 class TextService:
-    def __init__(self, settings: Settings, engine: Engine):
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        keeper: TextKeeper | None = None,
+        client: str = "page",
+    ):
         self._settings = settings
         self._engine = engine
+        self._keeper = keeper  # keeps finished answers in the person's work
+        self._client = client  # where the jobs come from, for the audit log
 
     # -- what there is --------------------------------------------------------------------
 
@@ -160,9 +169,15 @@ class TextService:
                     title=tool.name,
                 ),
                 user,
+                client=self._client,
             )
             for index in range(variants)
         ]
+        if self._keeper is not None:
+            asked = asked_text([(f.label, values.get(f.id, "")) for f in tool.fields])
+            earlier = tuple(history) if tool.mode == "chat" else None
+            for job in jobs:
+                self._keeper.track(job, tool.id, tool.name, asked, earlier)
         return ToolRun(tool, model, messages, len(jobs[0].prompt_ids), generation, jobs)
 
     def chat(

@@ -19,7 +19,7 @@ def text_tool_through_page(
     from webapp.ui.resources import get_services
 
     app = AppTest.from_file(str(app_file), default_timeout=600).run()
-    app.switch_page("pages/text_tools.py").run()
+    app.switch_page("app_pages/text_tools.py").run()
     app.button(key=f"open-{tool}").click().run()
     app.selectbox(key=f"model-{tool}").select(model)
     app.text_area(key=f"field-{tool}-text").input(text)
@@ -47,7 +47,7 @@ def image_through_page(
     from streamlit.testing.v1 import AppTest
 
     app = AppTest.from_file(str(app_file), default_timeout=600).run()
-    app.switch_page("pages/image_studio.py").run()
+    app.switch_page("app_pages/image_studio.py").run()
     app.text_area(key="img-prompt").input(prompt)
     app.selectbox(key="img-model").select(model)
     app.text_input(key="img-seed").input(str(seed))
@@ -83,3 +83,42 @@ def script_end_by_join() -> Iterator[None]:
         yield
     finally:
         local_script_runner.require_widgets_deltas = stock
+
+
+def my_work_through_page(
+    app_file: Path, environ: dict[str, str], repeats: int, expect: int
+) -> tuple[float, float]:
+    """Open My work in the app (AppTest) as the single user, with the settings in `environ`
+    (a throwaway data dir): seconds for its first opening (the page's thumbnails made) and
+    the median of `repeats` reruns. The services start before the clock does."""
+    import os
+    import statistics
+
+    from streamlit.testing.v1 import AppTest
+
+    from webapp.ui.resources import clear_resources
+
+    saved = {key: os.environ.get(key) for key in environ}
+    os.environ.update(environ)
+    clear_resources()
+    try:
+        app = AppTest.from_file(str(app_file), default_timeout=600).run()  # Home: the start
+        app.switch_page("app_pages/my_work.py")
+        started = time.perf_counter()
+        app.run()
+        first = time.perf_counter() - started
+        if app.exception or len(app.text) != expect:
+            raise RuntimeError(f"My work showed {len(app.text)} images: {app.exception}")
+        again = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            app.run()
+            again.append(time.perf_counter() - started)
+        return first, statistics.median(again)
+    finally:
+        clear_resources()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

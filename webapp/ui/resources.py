@@ -1,7 +1,9 @@
 """Process-wide singletons for every browser session, made once with st.cache_resource.
 
-The cached services own the app's engine: there is no other. Clearing the cache (new
-settings, tests) shuts that engine down.
+The team services (the store: people, sessions, my work, audit) start in a moment and are
+what signing in needs, on every page run and in the server's sign-in routes; the full
+services around them own the app's engine (there is no other), the slow start. Clearing
+the cache (new settings, tests) shuts that engine down and closes the store.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from webapp.versions import require_safe_versions
 
 if TYPE_CHECKING:
     from webapp.services import Services
+    from webapp.services.team import TeamServices
 
 
 @st.cache_resource(show_spinner=False)
@@ -24,6 +27,19 @@ def get_settings() -> Settings:
     unsafe environment raises SettingsError."""
     require_safe_versions()
     return load_settings()
+
+
+def _close_team(team: TeamServices) -> None:
+    team.close()
+
+
+@st.cache_resource(show_spinner=False, on_release=_close_team)
+def get_team() -> TeamServices:
+    """The store and the services over it; the server's sign-in routes share them (they may
+    call this from outside a page run: no spinner)."""
+    from webapp.services.team import build_team_services
+
+    return build_team_services(get_settings())
 
 
 def _close(services: Services) -> None:
@@ -36,7 +52,7 @@ def get_services() -> Services:
     page run draws the navigation before this slow start."""
     from webapp.services import build_services
 
-    services = build_services(get_settings())
+    services = build_services(get_settings(), team=get_team())
     # Hundreds of thousands of objects (torch, diffusers, transformers) now live as long
     # as the process. Set aside, the garbage collector stops walking them: each full
     # collection otherwise stalls every session and the engine for a fifth of a second.
@@ -48,4 +64,5 @@ def get_services() -> Services:
 def clear_resources() -> None:
     """Forget the settings and services, stopping the engine (tests that change settings)."""
     get_services.clear()
+    get_team.clear()
     get_settings.clear()

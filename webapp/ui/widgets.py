@@ -8,6 +8,7 @@ import streamlit as st
 
 from webapp.errors import AtelierError, without_paths
 from webapp.formatting import human_bytes
+from webapp.safe_markdown import literal_markdown
 
 RANDOM_SEED = "random"
 
@@ -95,7 +96,7 @@ def job_card(job, show_owner: bool, can_cancel: bool, on_cancel) -> None:
     with st.container(border=True):
         info, state, action = st.columns([5, 3, 1.2])
         with info:
-            owner = f" · {job.user.display_name}" if show_owner else ""
+            owner = f" · {literal_markdown(job.user.display_name)}" if show_owner else ""
             st.markdown(
                 f"{STATUS_ICONS[job.status]} **{job.kind.capitalize()}** · `{request.model}`{owner}"
             )

@@ -18,9 +18,9 @@ st.write(
 )
 
 links = st.columns(3)
-links[0].page_link("pages/image_studio.py", label="Make images", icon=":material/palette:")
-links[1].page_link("pages/text_tools.py", label="Work on text", icon=":material/edit_note:")
-links[2].page_link("pages/queue.py", label="See your jobs", icon=":material/queue:")
+links[0].page_link("app_pages/image_studio.py", label="Make images", icon=":material/palette:")
+links[1].page_link("app_pages/text_tools.py", label="Work on text", icon=":material/edit_note:")
+links[2].page_link("app_pages/queue.py", label="See your jobs", icon=":material/queue:")
 
 text_models = services.models.ready_models(user, kind="text")
 image_models = services.models.ready_models(user, kind="image")
