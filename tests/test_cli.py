@@ -65,7 +65,7 @@ def test_make_test_models_writes_loadable_folders(env, capsys, tmp_path):
     assert code == 0
     assert (tmp_path / "fresh" / "tiny-sd" / "model_index.json").is_file()
     assert (tmp_path / "fresh" / "tiny-llm" / "model.safetensors").is_file()
-    assert set(made) == {"tiny-sd", "tiny-llm"}
+    assert set(made) == {"tiny-sd", "tiny-llm", "tiny-embed"}
 
 
 def test_bench_load_prints_cold_and_warm_figures(env, capsys):
