@@ -19,8 +19,11 @@ from webapp.backends.llm import EmbeddingModel
 @dataclass(frozen=True)
 class Embedded:
     vectors: np.ndarray  # float32 [texts, dimensions], each of length 1
-    tokens: int  # tokens read, padding left out
-    truncated: int  # texts longer than the model reads, cut at its limit
+    lengths: np.ndarray  # tokens read of each text
+    limit: int  # the most tokens the model reads: a text that long was cut there
+
+    def truncated(self, row: int) -> bool:
+        return int(self.lengths[row]) >= self.limit
 
 
 @torch.inference_mode()
@@ -46,9 +49,8 @@ def embed(model: EmbeddingModel, texts: list[str]) -> Embedded:
     else:
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
     pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-    truncated = int((lengths >= model.max_length).sum()) if len(texts) else 0
     return Embedded(
         vectors=pooled.cpu().numpy().astype(np.float32, copy=False),
-        tokens=int(encoded["attention_mask"].sum()),
-        truncated=truncated,
+        lengths=lengths.cpu().numpy(),
+        limit=model.max_length,
     )
