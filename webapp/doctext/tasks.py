@@ -181,6 +181,18 @@ class ExtractionResult:
     seconds: float
 
 
+def extraction_system(unit: str, fields: tuple[str, ...]) -> str:
+    wanted = "\n".join(
+        f"- {name}" + (f": {FIELDS[name]}" if name in FIELDS else "") for name in fields
+    )
+    return (
+        f"{GUARD}\nFind these fields in the quoted part of a document:\n{wanted}\n"
+        f"For each item you find, write one line: field | value | {unit}. Use the field names "
+        "exactly as listed, copy the value's words from the text, and give the number of the "
+        f"{unit} it is on. Write nothing else. If none is found, write NONE."
+    )
+
+
 @dataclass(frozen=True)
 class ExtractionTask:
     unit: str
@@ -194,16 +206,7 @@ class ExtractionTask:
     prompts: tuple[DocumentPrompt, ...] = field(init=False, repr=False)
 
     def __post_init__(self):
-        wanted = "\n".join(
-            f"- {name}" + (f": {FIELDS[name]}" if name in FIELDS else "") for name in self.fields
-        )
-        system = (
-            f"{GUARD}\nFind these fields in the quoted part of a document:\n{wanted}\n"
-            f"For each item you find, write one line: field | value | {self.unit}. Use the "
-            "field names exactly as listed, copy the value's words from the text, and give the "
-            f"number of the {self.unit} it is on. Write nothing else. If none is found, write "
-            "NONE."
-        )
+        system = extraction_system(self.unit, self.fields)
         prompts = _window_prompts(self.windows, self.unit, system, self.row_tokens)
         object.__setattr__(self, "prompts", prompts)
 
