@@ -28,6 +28,7 @@ pages = {
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/image_studio.py", title="Image Studio", icon=":material/palette:"),
         st.Page("pages/text_tools.py", title="Text tools", icon=":material/edit_note:"),
+        st.Page("pages/documents.py", title="Documents", icon=":material/description:"),
         st.Page("pages/queue.py", title="Queue", icon=":material/queue:"),
     ],
 }

@@ -94,6 +94,7 @@ class DocumentService:
         self._min_relevance = min_relevance
         self.library = DocumentLibrary(store, clock)
         self.index = DocumentIndex(engine, self.library)
+        self._sweeper: RetentionSweeper | None = None
 
     # -- the documents ---------------------------------------------------------------------
 
@@ -137,6 +138,15 @@ class DocumentService:
         info = self.library.document(user, document_id, own=True)
         self.library.delete(user, document_id)
         self._record(user, "document.delete", info)
+
+    def start_retention(self, interval: float = DAY_SECONDS) -> DocumentService:
+        """Delete expired documents now, then once a day, until `close()`."""
+        self._sweeper = RetentionSweeper(self, interval).start()
+        return self
+
+    def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.stop()
 
     def expire_old(self) -> int:
         """Delete documents older than the retention setting (0 keeps them)."""
