@@ -42,7 +42,7 @@ def test_doctor_json_reports_device_models_and_data_dir(env, capsys):
     code, report = run_json(capsys, "doctor", "--json")
     facts = report["facts"]
     assert facts["device"] == "cpu"
-    assert facts["models_found"] == {"image": 1, "text": 1, "embedding": 0}
+    assert facts["models_found"] == {"image": 1, "text": 1, "embedding": 1}
     checks = {check["name"]: check for check in report["checks"]}
     assert checks["data dir"]["ok"] is True
     assert (env / "data").is_dir()

@@ -10,6 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from webapp.cli_documents import add_documents_parser
 from webapp.cli_users import add_users_parser
 from webapp.errors import AtelierError
 from webapp.formatting import human_bytes
@@ -374,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     text.set_defaults(run=cmd_text)
 
     add_users_parser(commands)
+    add_documents_parser(commands)
 
     bench = commands.add_parser("bench", help="benchmarks (JSON out)")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True)
