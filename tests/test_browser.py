@@ -240,3 +240,27 @@ def test_send_a_result_to_image_to_image_and_change_it(page, app_url):
     page.locator("canvas.strokes").wait_for()  # the picture is there to paint on
     page.get_by_role("button", name="Generate").click()
     page.get_by_text("your picture changed").wait_for()
+
+
+def test_upload_a_pdf_and_ask_it_a_question_answered_from_cited_pages(page, app_url, tmp_path):
+    from webapp.doctext.samples import contract_pages, make_pdf, page_sentence
+
+    contract = tmp_path / "Supply contract.pdf"
+    contract.write_bytes(make_pdf(contract_pages(3, words_per_page=20)))
+    page.goto(app_url)
+    page.get_by_role("link", name="Documents").click()
+    page.get_by_role("heading", name="Documents", exact=True).wait_for()
+    page.locator(".st-key-doc-file input[type=file]").set_input_files(contract)
+    page.locator(".st-key-doc-upload").get_by_role("button", name="Add").click()
+    page.get_by_text("Added “Supply contract”: 3 pages.").wait_for()
+    page.get_by_text("check them against the cited pages").wait_for()
+    page.get_by_role("tab", name="Ask a question").click()
+    page.get_by_label("Question").fill("Which batch is delivered in week 2?")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    sources = page.get_by_text(re.compile(r"The passages the answer was written from \(\d\)"))
+    sources.wait_for(timeout=120_000)
+    sources.click()
+    page.get_by_text(page_sentence(2)).wait_for()
+    page.get_by_text(re.compile(r"^p\. 2$")).first.wait_for()
+    if os.environ.get("ATELIER_SCREENSHOTS"):
+        page.screenshot(path=os.path.join(os.environ["ATELIER_SCREENSHOTS"], "documents.png"))

@@ -91,6 +91,7 @@ class SummaryResult:
     coverage: Coverage
     tokens: int
     seconds: float
+    notes: tuple[str, ...] = ()  # each window's notes, in order
 
 
 def summary_map_system(unit: str) -> str:
@@ -158,6 +159,7 @@ class SummaryTask:
             _coverage(self.windows, outcome, self),
             outcome.tokens,
             outcome.seconds,
+            outcome.notes,
         )
 
 

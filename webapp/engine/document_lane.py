@@ -33,6 +33,8 @@ MAX_DOCUMENT_SEQUENCES = 8  # prompts decoding together
 MAX_DOCUMENT_JOBS = 4  # document jobs sharing the batch
 PREFILL_TOKENS_PER_STEP = 4096  # prompt tokens read in one step (at least one prompt)
 FINAL = -1  # the index of a task's last reduce prompt
+MARGIN_TOKENS = 16  # between counting notes one by one and counting them together
+MIN_NOTE_TOKENS = 24
 DOCUMENT_FAILED = (
     "Reading the document failed. Try again; if it keeps failing, tell your Atelier admin "
     "(the server log has the details)."
@@ -282,12 +284,22 @@ class DocumentLane(Lane):
         self._publish(run)
 
     def _groups(self, run: _Run, notes: list[str]) -> list[list[str]] | None:
-        """The notes in consecutive groups whose reduce prompt fits the context; None when
-        even two notes cannot be combined."""
+        """The notes in consecutive groups whose reduce prompt fits the context. Notes too
+        long to go two by two are shortened to half the room each (marked with …), so the
+        rounds always end; None when the context has no room for notes at all."""
         count = self._batch.prompt_ids
         base = len(count([vars(m) for m in run.task.reduce_messages([], True)]))
-        room = run.context - run.task.reduce_tokens - base
+        room = run.context - run.task.reduce_tokens - base - MARGIN_TOKENS
+        if room < MIN_NOTE_TOKENS * 2:
+            return None
         sizes = [len(count([{"role": "user", "content": note}])) for note in notes]
+        if len(notes) > 1:
+            half = room // 2
+            for index, size in enumerate(sizes):
+                if size > half:
+                    keep = max(1, len(notes[index]) * half // size - 2)
+                    notes[index] = notes[index][:keep].rstrip() + " …"
+                    sizes[index] = half
         groups: list[list[str]] = []
         used = 0
         for note, size in zip(notes, sizes, strict=True):
@@ -297,8 +309,6 @@ class DocumentLane(Lane):
             else:
                 groups.append([note])
                 used = size
-        if len(groups) > 1 and len(groups) == len(notes):
-            return None  # each note alone: combining would never end
         return groups
 
     def _finish(self, run: _Run, final: str | None) -> None:

@@ -27,9 +27,10 @@ WAIT_SECONDS = 600
 
 
 class DocumentIndex:
-    def __init__(self, engine: Engine, library: DocumentLibrary):
+    def __init__(self, engine: Engine, library: DocumentLibrary, preferred: str | None = None):
         self._engine = engine
         self._library = library
+        self._preferred = preferred or DEFAULT_EMBEDDING_MODEL
         self._jobs: dict[int, tuple[Job, threading.Event]] = {}  # the event: vectors kept
         self._lock = threading.Lock()
 
@@ -41,7 +42,7 @@ class DocumentIndex:
                 "`atelier prepare-default-model`.",
                 field="question",
             )
-        return DEFAULT_EMBEDDING_MODEL if DEFAULT_EMBEDDING_MODEL in names else names[0]
+        return self._preferred if self._preferred in names else names[0]
 
     def job(self, document_id: int) -> Job | None:
         """The indexing under way for a document, if any (for its progress)."""
@@ -89,6 +90,13 @@ class DocumentIndex:
         asked = self._engine.submit(EmbeddingRequest(model, (question,), "Question"), user)
         query = asked.result(WAIT_SECONDS).vectors[0]
         vectors = self._library.vectors(user, document_id, model)
+        if len(vectors.positions) and vectors.matrix.shape[1] != len(query):
+            # Kept by other files under the same model name: index the document again.
+            passages = self._library.passages(user, document_id)
+            self._save(
+                document_id, model, passages, self._submit(user, document_id, model, passages)
+            )
+            vectors = self._library.vectors(user, document_id, model)
         if not len(vectors.positions):
             return []
         scores = vectors.matrix @ query

@@ -85,6 +85,7 @@ class DocumentService:
         client: str = "page",
         limits: Limits | None = None,
         min_relevance: float = MIN_RELEVANCE,
+        embedding_model: str | None = None,
     ):
         self._settings = settings
         self._engine = engine
@@ -93,7 +94,7 @@ class DocumentService:
         self._limits = limits or Limits()
         self._min_relevance = min_relevance
         self.library = DocumentLibrary(store, clock)
-        self.index = DocumentIndex(engine, self.library)
+        self.index = DocumentIndex(engine, self.library, embedding_model)
         self._sweeper: RetentionSweeper | None = None
 
     # -- the documents ---------------------------------------------------------------------
