@@ -134,3 +134,33 @@ def test_pasted_text_gets_fields_with_csv_and_xlsx_downloads(
     assert list(table["Value"]) == ["Acme Ltd", "900 euros"]
     assert list(table["Where"]) == ["para. 1", "para. 2"]
     assert {d.label for d in app.get("download_button")} >= {"Download .csv", "Download .xlsx"}
+
+
+def test_the_queue_page_shows_a_running_document_job_with_its_stage(
+    app_env, tiny_models_dir, canned_engine
+):
+    import threading
+
+    from webapp.ui.resources import get_documents
+    from webapp.users import User
+
+    app = open_documents(app_env, tiny_models_dir)
+    me = User("local", "Local user", is_admin=True)
+    documents = get_documents()
+    info = documents.paste(me, "Notes", "First point.\n\nSecond point.")
+    documents.index.wait(info.id, 60)
+    gate = threading.Event()
+    canned_engine.answer = lambda prompt: "- held" if gate.wait(30) else "- late"
+    run = documents.summarize(me, info.id, "short", "tiny-llm")
+    while not run.job.stage:  # the model is loading
+        run.job.wait_for_update(0.1)
+    try:
+        app.switch_page("pages/queue.py").run()
+        assert not app.exception, app.exception
+        shown = text_of(app) + " ".join(str(t.value) for t in app.text)
+        assert "Summary of Notes" in shown
+        bars = [bar.proto.text for bar in app.get("progress")]
+        assert any(bar.startswith("Paragraph 0 of 2 read · done in") for bar in bars), bars
+    finally:
+        gate.set()
+    run.result(60)

@@ -317,6 +317,7 @@ def cmd_bench_documents(settings: Settings, args: argparse.Namespace) -> int:
         chunks=args.chunks,
         summary_pages=args.summary_pages,
         repeats=args.repeats,
+        parts=tuple(args.parts),
     )
     print(json.dumps(result, indent=2))
     return 0
@@ -440,6 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     documents.add_argument("--chunks", type=int, default=10_000)
     documents.add_argument("--summary-pages", type=int, default=10)
     documents.add_argument("--repeats", type=int, default=3)
+    documents.add_argument(
+        "--parts",
+        nargs="+",
+        default=["ingest", "retrieval", "summary"],
+        choices=["ingest", "retrieval", "summary"],
+        help="what to measure (each part's figures also go to stderr as soon as they are made)",
+    )
     documents.set_defaults(run=cmd_bench_documents)
     return parser
 

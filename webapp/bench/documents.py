@@ -15,7 +15,9 @@ Every figure is a median over repeats. PDFs are made with fpdf2 (the dev extras)
 
 from __future__ import annotations
 
+import json
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -36,6 +38,7 @@ from webapp.settings import Settings
 from webapp.users import User
 
 PAGE_WORDS = 400
+PARTS = ("ingest", "retrieval", "summary")
 OWNER, OTHER = User("bench-owner", "Bench owner"), User("bench-other", "Bench other")
 
 
@@ -51,6 +54,7 @@ def bench_documents(
     chunks: int = 10_000,
     summary_pages: int = 10,
     repeats: int = 3,
+    parts: tuple[str, ...] = PARTS,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="atelier-bench-documents-") as scratch:
         settings = replace(
@@ -75,14 +79,22 @@ def bench_documents(
             documents = DocumentService(
                 settings, services.engine, team.store, embedding_model=embedding_model
             )
-            return {
+            measured: dict[str, Any] = {
                 "bench": "documents",
                 "device": str(services.engine.device),
                 "repeats": repeats,
-                "ingest": _ingest(documents, pages, repeats),
-                "retrieval": _retrieval(documents, embedding_model, chunks, repeats),
-                "summary": _summary(documents, services, text_model, summary_pages, repeats),
             }
+            steps = {
+                "ingest": lambda: _ingest(documents, pages, repeats),
+                "retrieval": lambda: _retrieval(documents, embedding_model, chunks, repeats),
+                "summary": lambda: _summary(
+                    documents, services, text_model, summary_pages, repeats
+                ),
+            }
+            for part in parts:
+                measured[part] = steps[part]()
+                print(json.dumps({part: measured[part]}), file=sys.stderr, flush=True)
+            return measured
         finally:
             services.close()
             team.close()

@@ -130,7 +130,9 @@ class EmbeddingLane(Lane):
                 for job in jobs:
                     job._finish(JobStatus.FAILED, error=error.message)
                 return
-        self._runs.extend(_Run(job, job.request.texts) for job in jobs)
+        for job in jobs:
+            self._runs.append(_Run(job, job.request.texts))
+            job._update(progress=Progress(0, len(job.request.texts)), stage="Indexing")
 
     def _next_batch(self) -> list[tuple[_Run, int]]:
         """Up to TEXTS_PER_STEP (run, text index) pairs, one per run per round."""
