@@ -387,3 +387,24 @@ def test_documents_older_than_the_retention_go_at_start_and_daily(make_docs, clo
     keeping.paste(ANNA, "Kept", "Kept for ever.")
     clock.advance(days=1000)
     assert keeping.expire_old() == 0
+
+
+def test_an_upload_kept_while_the_queue_is_full_is_indexed_by_its_first_question(
+    docs, canned, monkeypatch
+):
+    from webapp.errors import QueueFull
+
+    _, service = docs
+    real = service.index._submit
+
+    def full(*args):
+        raise QueueFull("You already have 8 jobs waiting.")
+
+    monkeypatch.setattr(service.index, "_submit", full)
+    info = service.upload(ANNA, "contract.pdf", make_pdf(contract_pages(2, words_per_page=20)))
+    model = service.index.embedding_model()
+    assert len(service.library.unindexed(ANNA, info.id, model)) == 2  # kept, not indexed
+    monkeypatch.setattr(service.index, "_submit", real)
+    canned.answer = lambda prompt: "Batch 7 (p. 1)."
+    assert service.ask(ANNA, info.id, "Which batch?", model="tiny-llm").result(60).found
+    assert service.library.unindexed(ANNA, info.id, model) == []

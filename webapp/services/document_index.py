@@ -67,7 +67,11 @@ class DocumentIndex:
         passages = self._library.unindexed(user, document_id, model)
         if not passages:
             return None
-        job = self._submit(user, document_id, model, passages)
+        try:
+            job = self._submit(user, document_id, model, passages)
+        except AtelierError as error:  # a full queue, say: the first question indexes it
+            log.info("indexing document %s waits for a question: %s", document_id, error.message)
+            return None
 
         def save() -> None:
             try:
