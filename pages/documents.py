@@ -172,8 +172,9 @@ def show(kind: str, render) -> None:
     render(run, run.result())
 
 
+# Keyed, so the chosen tab stays chosen when a finished job redraws the page.
 summary_tab, fields_tab, ask_tab, compare_tab = st.tabs(
-    ["Summary", "Fields", "Ask a question", "Compare versions"]
+    ["Summary", "Fields", "Ask a question", "Compare versions"], key="doc-tab", on_change="rerun"
 )
 name = document.title.replace("/", "-")[:60] or "document"
 
