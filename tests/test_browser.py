@@ -143,7 +143,7 @@ def test_models_page_lists_models_and_loads_one(page, app_url):
         state="attached"
     )
     page.get_by_role("button", name="Load", exact=True).click()
-    page.get_by_text("Loaded tiny-llm in").or_(page.get_by_text("Loaded tiny-sd in")).wait_for()
+    page.get_by_text(re.compile(r"Loaded tiny-(llm|sd|embed) in")).wait_for()
     if os.environ.get("ATELIER_SCREENSHOTS"):
         page.screenshot(path=os.path.join(os.environ["ATELIER_SCREENSHOTS"], "models.png"))
 
