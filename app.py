@@ -36,6 +36,7 @@ STUDIO = [
     ("app_pages/home.py", "Home", ":material/home:"),
     ("app_pages/image_studio.py", "Image Studio", ":material/palette:"),
     ("app_pages/text_tools.py", "Text tools", ":material/edit_note:"),
+    ("app_pages/documents.py", "Documents", ":material/description:"),
     ("app_pages/my_work.py", "My work", ":material/photo_library:"),
     ("app_pages/queue.py", "Queue", ":material/queue:"),
 ]

@@ -152,7 +152,7 @@ def test_models_page_lists_models_and_loads_one(page, app_url):
         state="attached"
     )
     page.get_by_role("button", name="Load", exact=True).click()
-    page.get_by_text("Loaded tiny-llm in").or_(page.get_by_text("Loaded tiny-sd in")).wait_for()
+    page.get_by_text(re.compile(r"Loaded tiny-(llm|sd|embed) in")).wait_for()
     if os.environ.get("ATELIER_SCREENSHOTS"):
         page.screenshot(path=os.path.join(os.environ["ATELIER_SCREENSHOTS"], "models.png"))
 
@@ -402,3 +402,28 @@ def test_the_server_judges_the_connections_own_address_not_a_forwarded_one(team_
         assert "address 10.9.9.9" not in [e.actor for e in entries.items]
     finally:
         team.close()
+
+
+def test_upload_a_pdf_and_ask_it_a_question_answered_from_cited_pages(page, app_url, tmp_path):
+    from webapp.doctext.samples import contract_pages, make_pdf, page_sentence
+
+    contract = tmp_path / "Supply contract.pdf"
+    contract.write_bytes(make_pdf(contract_pages(3, words_per_page=20)))
+    page.goto(app_url)
+    page.get_by_role("link", name="Documents").click()
+    page.get_by_role("heading", name="Documents", exact=True).wait_for()
+    page.locator(".st-key-doc-file input[type=file]").set_input_files(contract)
+    page.get_by_text("Supply contract.pdf").wait_for()  # uploaded to the server
+    page.locator(".st-key-FormSubmitter-doc-upload-Add button").click()
+    page.get_by_text("Added “Supply contract”: 3 pages.").wait_for()
+    page.get_by_text("check them against the cited pages").wait_for()
+    page.get_by_role("tab", name="Ask a question").click()
+    page.get_by_role("textbox", name="Question").fill("Which batch is delivered in week 2?")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    sources = page.get_by_text(re.compile(r"The passages the answer was written from \(\d\)"))
+    sources.wait_for(timeout=120_000)
+    sources.click()
+    page.get_by_text(page_sentence(2)).wait_for()
+    page.get_by_text(re.compile(r"^p\. 2$")).first.wait_for()
+    if os.environ.get("ATELIER_SCREENSHOTS"):
+        page.screenshot(path=os.path.join(os.environ["ATELIER_SCREENSHOTS"], "documents.png"))

@@ -57,7 +57,7 @@ def test_doctor_json_reports_device_models_and_data_dir(env, capsys):
     code, report = run_json(capsys, "doctor", "--json")
     facts = report["facts"]
     assert facts["device"] == "cpu"
-    assert facts["models_found"] == {"image": 1, "text": 1, "embedding": 0}
+    assert facts["models_found"] == {"image": 1, "text": 1, "embedding": 1}
     checks = {check["name"]: check for check in report["checks"]}
     assert checks["data dir"]["ok"] is True
     assert (env / "data").is_dir()
@@ -80,7 +80,7 @@ def test_make_test_models_writes_loadable_folders(env, capsys, tmp_path):
     assert code == 0
     assert (tmp_path / "fresh" / "tiny-sd" / "model_index.json").is_file()
     assert (tmp_path / "fresh" / "tiny-llm" / "model.safetensors").is_file()
-    assert set(made) == {"tiny-sd", "tiny-llm"}
+    assert set(made) == {"tiny-sd", "tiny-llm", "tiny-embed"}
 
 
 def test_bench_load_prints_cold_and_warm_figures(env, capsys):

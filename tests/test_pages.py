@@ -96,7 +96,7 @@ def test_models_page_lists_models_and_loads_unloads_and_pins(app_env, tiny_model
     app = run_app()
     app.switch_page("app_pages/models.py").run()
     table = app.dataframe[0].value
-    assert set(table["Name"]) == {"tiny-sd", "tiny-llm"}
+    assert set(table["Name"]) == {"tiny-sd", "tiny-llm", "tiny-embed"}
     assert set(table["Loaded"]) == {"no"}
 
     app.selectbox[0].select("tiny-llm").run()

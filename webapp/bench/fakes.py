@@ -12,10 +12,16 @@ from PIL import Image
 
 class CannedDecodeBatch:
     """A fake text decoder with DecodeBatch's interface: every sequence answers with the
-    next canned reply, a word per step. `replies` is shared, like simonw/llm's enqueue."""
+    next canned reply, a word per step. `replies` is shared, like simonw/llm's enqueue.
+    `answer(prompt_text)`, when set, writes the reply for a prompt instead; every prompt
+    decoded is recorded in `prompts` (its words, as `prompt_ids` made them)."""
 
     replies: list[str] = []
     fail_steps = False
+    answer = None  # a function of the prompt's text
+    prompts: list[str] = []
+    _words_of_ids: dict[int, str] = {}
+    _ids_of_words: dict[str, int] = {}
 
     def __init__(self, text_model=None):
         self.sequences = []
@@ -25,9 +31,29 @@ class CannedDecodeBatch:
     def __len__(self):
         return len(self.sequences)
 
+    @classmethod
+    def reset(cls):
+        cls.replies, cls.answer, cls.prompts, cls.fail_steps = [], None, [], False
+
+    def prompt_ids(self, messages):
+        """One id per word of the messages (a word's id is the same every time)."""
+        ids, known = [], type(self)._ids_of_words
+        for message in messages:
+            for word in message["content"].split():
+                if word not in known:
+                    known[word] = len(known)
+                    type(self)._words_of_ids[known[word]] = word
+                ids.append(known[word])
+        return ids or [0]
+
     def add(self, sequences):
         for sequence in sequences:
-            reply = self.replies.pop(0) if self.replies else "canned answer"
+            prompt = " ".join(self._words_of_ids.get(i, "?") for i in sequence.prompt_ids)
+            type(self).prompts.append(prompt)
+            if type(self).answer is not None:
+                reply = type(self).answer(prompt)
+            else:
+                reply = self.replies.pop(0) if self.replies else "canned answer"
             self._words[sequence.key] = reply.split(" ")
             self.sequences.append(sequence)
             self._next_word(sequence)

@@ -17,12 +17,16 @@ def build_engine(
     preview=None,
     decode_batch=None,
     batch_window_seconds: float | None = None,
+    embed=None,
 ) -> Engine:
-    """A started engine for the device the settings name. `image_runner`, `preview` and
-    `decode_batch` replace the model adapters (tests use fakes)."""
+    """A started engine for the device the settings name. `image_runner`, `preview`,
+    `decode_batch` (text and documents) and `embed` replace the model adapters (tests use
+    fakes)."""
     use_offline_environment()
     from webapp.backends import quiet_libraries
     from webapp.device import memory_budget_bytes, resolve_device
+    from webapp.engine.document_lane import DocumentLane
+    from webapp.engine.embedding_lane import EmbeddingLane
     from webapp.engine.image_lane import ImageLane
     from webapp.engine.text_lane import TextLane
     from webapp.engine.tokens import TokenCounter
@@ -40,4 +44,6 @@ def build_engine(
     engine.add_lane(ImageLane(engine, image_runner, preview, window))
     text_options = {"decode_batch": decode_batch} if decode_batch is not None else {}
     engine.add_lane(TextLane(engine, **text_options))
+    engine.add_lane(EmbeddingLane(engine, **({"embed": embed} if embed is not None else {})))
+    engine.add_lane(DocumentLane(engine, **text_options))
     return engine.start()

@@ -52,6 +52,15 @@ class TextResult:
 
 
 @dataclass(frozen=True)
+class EmbeddingResult:
+    vectors: Any  # numpy float32 [texts, dimensions], each row of length 1, in request order
+    model: str
+    tokens: int  # tokens read
+    truncated: int  # texts longer than the model reads, cut at its limit
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Progress:
     step: int
     total: int
@@ -65,7 +74,7 @@ class Progress:
 class Job:
     request: Any
     user: User
-    kind: str  # the lane that runs it: image | text
+    kind: str  # the lane that runs it: image | text | embedding | document
     client: str = "page"  # where it came from: page | cli | api
     id: str = field(default_factory=lambda: f"job-{uuid.uuid4().hex[:12]}")
     submitted_at: float = field(default_factory=time.time)
@@ -75,7 +84,8 @@ class Job:
     status: JobStatus = JobStatus.QUEUED
     progress: Progress = field(default_factory=lambda: Progress(0, 0))
     preview: Any = None  # latest preview image (image jobs)
-    text: str = ""  # text so far (text jobs)
+    text: str = ""  # text so far (text jobs; a document job's final answer)
+    stage: str = ""  # what a long job is doing, in words ("12 of 42 pages read")
     error: str | None = None
     cancelled_by: str | None = None
     # What submit prepared for the lane: the prompt's token ids, for text.

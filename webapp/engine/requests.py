@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from webapp.errors import ValidationError
 
@@ -186,3 +186,119 @@ class TextRequest:
                 field="repetition_penalty",
             )
         check_seed(self.seed)
+
+
+MAX_EMBEDDING_TEXTS = 20_000  # one request: a long document's passages
+MAX_EMBEDDING_CHARS = 20_000  # one text; the model reads its first few hundred tokens anyway
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    """Texts to turn into vectors (one per text, length 1) with an embedding model."""
+
+    kind: ClassVar[str] = "embedding"
+
+    model: str
+    texts: tuple[str, ...]
+    title: str = ""
+
+    @property
+    def summary(self) -> str:
+        return self.title or f"Embedding {len(self.texts):,} text(s)"
+
+    def check(self) -> None:
+        if not self.texts:
+            raise ValidationError("Give at least one text to embed.", field="input")
+        if len(self.texts) > MAX_EMBEDDING_TEXTS:
+            raise ValidationError(
+                f"{len(self.texts):,} texts is too many for one request: "
+                f"send at most {MAX_EMBEDDING_TEXTS:,}.",
+                field="input",
+            )
+        for text in self.texts:
+            if not isinstance(text, str) or not text.strip():
+                raise ValidationError("Every text to embed needs some words.", field="input")
+            if len(text) > MAX_EMBEDDING_CHARS:
+                raise ValidationError(
+                    f"A text to embed has {len(text):,} characters; the most is "
+                    f"{MAX_EMBEDDING_CHARS:,}.",
+                    field="input",
+                )
+
+
+@dataclass(frozen=True)
+class DocumentPrompt:
+    """One call of the model in a document job: the messages (the document's text quoted in
+    them), the pages or paragraphs they cover, and the answer's length."""
+
+    messages: tuple[ChatMessage, ...]
+    units: tuple[int, ...]  # pages or paragraphs the prompt quotes
+    passages: tuple[int, ...]  # positions of the passages it quotes
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class DocumentOutcome:
+    """What the document lane hands a task at the end: every answer, in prompt order."""
+
+    notes: tuple[str, ...]  # the answers to the map prompts
+    final: str | None  # the answer to the last reduce prompt, if the task reduces
+    visited: tuple[int, ...]  # indices of the map prompts the model answered
+    tokens: int  # tokens generated in all
+    seconds: float
+
+
+class DocumentTask(Protocol):
+    """A document job's work, as plain prompts: the documents service builds tasks
+    (summary, extraction, question, comparison); the engine's document lane runs them.
+    Map prompts are answered many at a time; then, for a task that reduces, the answers
+    are combined (in as many rounds as the model's context needs) into one final answer."""
+
+    name: str  # summary | extraction | question | comparison
+    unit: str  # page | paragraph
+    unit_count: int  # pages or paragraphs in the document(s)
+    reduce_tokens: int  # the longest answer of a reduce prompt; 0: the task does not reduce
+
+    def map_prompts(self) -> tuple[DocumentPrompt, ...]: ...
+
+    def map_note(self, index: int, answer: str) -> str:
+        """A map answer as a note for the reduce prompts (labelled with its pages, say)."""
+
+    def reduce_messages(self, notes: list[str], final: bool) -> tuple[ChatMessage, ...]: ...
+
+    def finish(self, outcome: DocumentOutcome) -> Any: ...
+
+
+@dataclass(frozen=True)
+class DocumentRequest:
+    kind: ClassVar[str] = "document"
+
+    model: str
+    task: Any = field(compare=False)  # a DocumentTask
+    title: str = ""
+    temperature: float = 0.0
+    seed: int = 0
+
+    @property
+    def summary(self) -> str:
+        return self.title or f"Document {self.task.name}"
+
+    def check(self) -> None:
+        prompts = self.task.map_prompts()
+        if not prompts:
+            raise ValidationError("There is nothing in the document to read.", field="document")
+        for prompt in prompts:
+            if not 1 <= prompt.max_new_tokens <= MAX_NEW_TOKENS:
+                raise ValidationError(
+                    f"An answer of {prompt.max_new_tokens} tokens is not allowed.",
+                    field="length",
+                )
+        if not 0 <= self.temperature <= 2:
+            raise ValidationError(
+                f"Temperature {self.temperature} must be between 0 and 2.", field="temperature"
+            )
+        check_seed(self.seed)
+
+    @property
+    def sampling_temperature(self) -> float:
+        return 0.0 if self.temperature < GREEDY_BELOW_TEMPERATURE else self.temperature

@@ -63,6 +63,16 @@ class TokenCounter:
             ) from None
         return list(encoded["input_ids"])
 
+    def count(self, model: str, texts: list[str]) -> list[int]:
+        """How many tokens each text takes, as plain text (no chat template, no special
+        tokens): for sizing what a prompt quotes."""
+        cached = self._get(model)
+        if not texts:
+            return []
+        with cached.lock:
+            encoded = cached.tokenizer(texts, add_special_tokens=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
     def context_length(self, model: str) -> int:
         return self._get(model).context_length
 

@@ -102,6 +102,14 @@ class SystemService:
             _writable_check(self._settings.data_dir),
             self._default_model_check(),
             Check(
+                "embedding model",
+                any(e.kind == "embedding" for e in ready),
+                f"{facts['models_found']['embedding']} embedding model(s) ready",
+                "Questions about documents need one: run `atelier prepare-default-model` (make "
+                "run does it) to place the embedded all-MiniLM-L6-v2.",
+                required=False,
+            ),
+            Check(
                 "image model",
                 any(e.kind == "image" for e in ready),
                 f"{facts['models_found']['image']} image model(s) ready",

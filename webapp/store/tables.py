@@ -1,4 +1,4 @@
-"""The tables: people, their images and texts, the audit log and API keys.
+"""The tables: people, their images, texts and documents, the audit log and API keys.
 
 Times are stored as UTC and come back timezone-aware. Files (images) stay under the data
 dir; a row keeps the file's path relative to the data dir, with forward slashes.
@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -27,6 +28,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ROLES = ("admin", "member")
 TEXT_KINDS = ("result", "chat")
+DOCUMENT_KINDS = ("pdf", "docx", "txt", "md", "paste")
+DOCUMENT_UNITS = ("page", "paragraph")
 
 # Constraint names fixed by convention, so migrations can name what they change.
 NAMING = {
@@ -176,3 +179,61 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created: Mapped[datetime] = mapped_column(default=utc_now)
     revoked: Mapped[datetime | None]
+
+
+class DocumentRecord(Base):
+    """An uploaded or pasted document. The file (none for pasted text) stays under the data
+    dir under a name the server made; its text lives on in the chunks."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        CheckConstraint("kind IN ('pdf', 'docx', 'txt', 'md', 'paste')", name="kind"),
+        CheckConstraint("unit IN ('page', 'paragraph')", name="unit"),
+        Index(None, "owner_id", "created"),
+        Index(None, "shared", "created"),
+        Index(None, "created"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str] = mapped_column(String(16))  # what numbers the text: page or paragraph
+    pages: Mapped[int] = mapped_column(Integer)  # pages (blank ones too) or paragraphs
+    blank: Mapped[list[Any]] = mapped_column(default=list)  # pages with no text on them
+    chars: Mapped[int] = mapped_column(Integer, default=0)
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    path: Mapped[str | None] = mapped_column(String(1024), unique=True)  # under the data dir
+    created: Mapped[datetime] = mapped_column(default=utc_now)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DocumentChunk(Base):
+    """A passage of a document: its text and the pages or paragraphs it spans."""
+
+    __tablename__ = "document_chunks"
+    __table_args__ = (Index(None, "document_id", "position", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    unit_start: Mapped[int] = mapped_column(Integer)
+    unit_end: Mapped[int] = mapped_column(Integer)
+    heading: Mapped[bool] = mapped_column(Boolean, default=False)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class DocumentEmbedding(Base):
+    """A passage's vector (float32, length 1) from one embedding model. The owner is kept
+    here too, so retrieval filters by owner before it reads a single vector."""
+
+    __tablename__ = "document_embeddings"
+    __table_args__ = (Index(None, "owner_id", "document_id"),)
+
+    chunk_id: Mapped[int] = mapped_column(
+        ForeignKey("document_chunks.id", ondelete="CASCADE"), primary_key=True
+    )
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    owner_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    model: Mapped[str] = mapped_column(String(255))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)

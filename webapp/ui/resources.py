@@ -18,6 +18,7 @@ from webapp.versions import require_safe_versions
 
 if TYPE_CHECKING:
     from webapp.services import Services
+    from webapp.services.documents import DocumentService
     from webapp.services.team import TeamServices
 
 
@@ -61,8 +62,37 @@ def get_services() -> Services:
     return services
 
 
+def _close_team(team: TeamServices) -> None:
+    team.close()
+
+
+@st.cache_resource(show_spinner=False, on_release=_close_team)
+def get_team_services() -> TeamServices:
+    """The store (migrated on first use) and the services over it, shared by every session."""
+    from webapp.services.team import build_team_services
+
+    return build_team_services(get_settings())
+
+
+def _close_documents(documents: DocumentService) -> None:
+    documents.close()
+
+
+@st.cache_resource(show_spinner=False, on_release=_close_documents)
+def get_documents() -> DocumentService:
+    """The documents service over the app's engine and store; its retention sweep runs at
+    start and then daily."""
+    from webapp.services.documents import DocumentService
+
+    team = get_team_services()
+    service = DocumentService(get_settings(), get_services().engine, team.store, team.audit)
+    return service.start_retention()
+
+
 def clear_resources() -> None:
     """Forget the settings and services, stopping the engine (tests that change settings)."""
+    get_documents.clear()
+    get_team_services.clear()
     get_services.clear()
     get_team.clear()
     get_settings.clear()

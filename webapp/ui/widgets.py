@@ -84,6 +84,8 @@ def waiting_text(job) -> str:
 
 
 def progress_text(job) -> str:
+    if job.kind not in ("image", "text"):  # documents and embeddings say what they are doing
+        return f"{job.stage or 'Starting'} · done in {describe_eta(job.eta_seconds)}"
     image = job.kind == "image"
     unit = "Step" if image else "Token"
     total = job.progress.total or (job.request.steps if image else job.request.max_new_tokens)
