@@ -8,6 +8,7 @@ from webapp.engine import Engine
 from webapp.image_store import ImageStore
 from webapp.services.accounts import AccountsService
 from webapp.services.audit import AuditService
+from webapp.services.chats import ChatKeeper
 from webapp.services.history import HistoryService
 from webapp.services.image_saving import ImageSaver
 from webapp.services.images import ImageService
@@ -31,6 +32,7 @@ class Services:
     system: SystemService
     text: TextService
     saver: ImageSaver
+    chats: ChatKeeper
 
     @property
     def accounts(self) -> AccountsService:
@@ -48,6 +50,7 @@ class Services:
         """Stop the engine (cancelling what runs), write what finished, close the store."""
         self.engine.shutdown()
         self.saver.close()
+        self.chats.close()
         self.team.close()
 
 
@@ -56,14 +59,16 @@ def build_services(
 ) -> Services:
     """Every service, around one engine (the one given, or a new one these services own)
     and the store: every job is audited when it ends, quotas are checked at submit, and
-    finished pictures are stored at once."""
+    finished pictures and chat turns are kept at once."""
     team = build_team_services(settings, client=client)
     if engine is None:
         from webapp.engine.factory import build_engine
 
         engine = build_engine(settings)
     saver = ImageSaver(ImageStore(settings.data_dir), team.history)
+    chats = ChatKeeper(team.history)
     engine.add_end_listener(saver.job_ended)
+    engine.add_end_listener(chats.job_ended)
     engine.add_end_listener(record_job_end(team.audit))
     engine.add_submit_check(check_quota(team.audit))
     return Services(
@@ -74,6 +79,7 @@ def build_services(
         images=ImageService(settings, engine, saver),
         models=ModelService(engine),
         system=SystemService(settings, engine),
-        text=TextService(settings, engine),
+        text=TextService(settings, engine, chats),
         saver=saver,
+        chats=chats,
     )
