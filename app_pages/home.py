@@ -1,11 +1,12 @@
-"""Home: what Atelier is for, which models are ready, and the device."""
+"""Home: what Atelier is for and which models are ready, each with what it is good for.
+Admins also see where the device and memory details are."""
 
 import streamlit as st
 
-from webapp.formatting import human_bytes
+from webapp.safe_markdown import literal_markdown
 from webapp.ui.resources import get_services
 from webapp.ui.session import current_user
-from webapp.ui.widgets import add_image_model_help, memory_meter
+from webapp.ui.widgets import add_image_model_help
 
 services = get_services()
 user = current_user()
@@ -25,28 +26,38 @@ links[2].page_link("app_pages/queue.py", label="See your jobs", icon=":material/
 text_models = services.models.ready_models(user, kind="text")
 image_models = services.models.ready_models(user, kind="image")
 
+
+def model_line(entry) -> None:
+    """A model by the name people know it by and what it is good for; no sizes or ids."""
+    st.markdown(f"**{literal_markdown(entry.label)}**")
+    if entry.description:
+        st.caption(entry.description)
+
+
 left, right = st.columns(2)
 with left:
-    st.subheader("Text models ready", divider="gray")
-    if text_models:
-        for entry in text_models:
-            st.markdown(
-                f"**{entry.display_name}** · {entry.family} · {human_bytes(entry.size_bytes)}"
-            )
-            if entry.description:
-                st.caption(entry.description)
-    else:
-        st.warning("No text model is ready. An admin can run `atelier prepare-default-model`.")
+    st.subheader("For text", divider="gray")
+    for entry in text_models:
+        model_line(entry)
+    if not text_models:
+        st.info(
+            "No text model is installed yet. "
+            + (
+                "Run `atelier prepare-default-model` to add the small one that comes with Atelier."
+                if user.is_admin
+                else "Ask your Atelier admin to install one."
+            ),
+            icon=":material/edit_note:",
+        )
 with right:
-    st.subheader("Image models ready", divider="gray")
+    st.subheader("For images", divider="gray")
     for entry in image_models:
-        st.markdown(f"**{entry.display_name}** · {entry.family} · {human_bytes(entry.size_bytes)}")
-        if entry.description:
-            st.caption(entry.description)
+        model_line(entry)
     if not image_models:
-        add_image_model_help(services.settings.models_dir)
+        add_image_model_help(services.settings.models_dir, for_admin=user.is_admin)
 
-st.subheader("Device", divider="gray")
-device = services.system.device_summary()
-st.write(f"Running on **{device['device_name']}** (`{device['device']}`).")
-memory_meter("Models loaded", device["models_resident_bytes"], device["model_budget_bytes"])
+if user.is_admin:
+    st.caption(
+        ":material/memory: Admins: the device, its memory and every model's details are on "
+        "**Models** and **Queue**."
+    )

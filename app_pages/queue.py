@@ -1,4 +1,5 @@
-"""Queue: your jobs with their place in line, progress and a cancel button; admins see all."""
+"""Queue: your jobs with their place in line, progress and a cancel button. Admins see
+everyone's, with the details (owners, model ids, the device and its memory)."""
 
 import streamlit as st
 
@@ -23,6 +24,9 @@ def cancel(job_id: str) -> None:
         flash("error", error.message)
 
 
+names = {entry.name: entry.label for entry in services.models.ready_models(user)}
+
+
 @st.fragment(run_every=1.0)
 def live_queue() -> None:
     view = services.jobs.everyones_queue(user) if everyone else services.jobs.my_queue(user)
@@ -34,7 +38,8 @@ def live_queue() -> None:
     for job in view.jobs[:50]:
         job_card(
             job,
-            show_owner=everyone,
+            names,
+            show_details=user.is_admin,
             can_cancel=job.user.id == user.id or user.is_admin,
             on_cancel=cancel,
         )

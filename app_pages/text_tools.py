@@ -1,31 +1,38 @@
-"""Text tools: a gallery of task-shaped tools, each a form with a streamed result, and chat."""
+"""Text tools: a gallery of task-shaped tools, each a form with a live result, and chat.
+
+The open tool and its latest run live in the address (`?tool=…&run=…`, and `&chat=…` for
+a kept chat): Back returns to the gallery, and a reload finds the run again, running or
+done, with the form as it was filled in.
+"""
 
 import streamlit as st
 
-from webapp.engine import ChatMessage
 from webapp.errors import AtelierError
+from webapp.safe_markdown import literal_markdown
+from webapp.ui.chat_widgets import chat_page
 from webapp.ui.resources import get_services
+from webapp.ui.scroll import scroll_into_view
 from webapp.ui.session import current_user
 from webapp.ui.text_widgets import (
+    answer_view,
+    field_key,
     field_widget,
+    honesty_notes,
+    live_answer,
+    live_variants,
     model_text,
     parameters_widgets,
-    result_view,
-    stream_job,
-    stream_side_by_side,
+    result_extras,
 )
-from webapp.ui.widgets import seed_from_text, show_error
+from webapp.ui.widgets import seed_from_text, set_url, show_error, url_value
 
 services = get_services()
 user = current_user()
 state = st.session_state
-state.setdefault("text_tool", None)
-state.setdefault("text_runs", {})  # tool id -> {"jobs": [...], "original": str | None}
-state.setdefault("chat_history", [])
 
 
 def open_tool(tool_id: str | None) -> None:
-    state["text_tool"] = tool_id
+    set_url(tool=tool_id, run=None, chat=None)
 
 
 def stop(jobs) -> None:
@@ -39,96 +46,120 @@ for problem in services.text.problems(user):
     st.warning(f"A tool file could not be loaded: {problem}", icon=":material/build:")
 
 tools = {tool.id: tool for tool in services.text.tools(user)}
-tool = tools.get(state["text_tool"])
+tool = tools.get(url_value("tool") or "")
 
 if tool is None:
+    if url_value("tool"):
+        st.info("That tool is not here any more. Pick another.", icon=":material/info:")
     st.caption("Pick a tool. Everything runs on this company's own server.")
     columns = st.columns(3)
     for index, candidate in enumerate(tools.values()):
         with columns[index % 3].container(border=True):
-            st.markdown(f"#### {candidate.icon} {candidate.name}")
+            st.markdown(f"#### {candidate.icon} {literal_markdown(candidate.name)}")
             st.caption(candidate.description)
             st.button("Open", key=f"open-{candidate.id}", on_click=open_tool, args=(candidate.id,))
     st.stop()
 
 st.button("← All tools", on_click=open_tool, args=(None,))
-st.header(f"{tool.icon} {tool.name}")
+st.header(f"{tool.icon} {literal_markdown(tool.name)}")
 st.caption(tool.description)
 
-models = [entry.name for entry in services.text.text_models(user)]
-if not models:
-    st.warning("No text model is installed. An admin can run `atelier prepare-default-model`.")
+entries = {entry.name: entry for entry in services.text.text_models(user)}
+if not entries:
+    st.warning(
+        "No text model is installed. "
+        + (
+            "Run `atelier prepare-default-model` to add the small one that comes with Atelier."
+            if user.is_admin
+            else "Ask your Atelier admin to install one."
+        ),
+        icon=":material/warning:",
+    )
     st.stop()
 voices = {voice.id: voice.name for voice in services.text.voices(user)}
 
+# The run in the address: after a reload, the form is filled in as it was.
+run = services.text.run(url_value("run") or "", user)
+if run is not None and run.tool.id != tool.id:
+    run = None
+if run is not None and not state.get(f"restored-{run.id}"):
+    state[f"restored-{run.id}"] = True
+    for item in tool.fields:
+        if item.id in run.values and field_key(tool, item) not in state:
+            state[field_key(tool, item)] = run.values[item.id]
+    state.setdefault(f"model-{tool.id}", run.model)
+    if run.voice:
+        state.setdefault(f"voice-{tool.id}", run.voice)
+
+models = list(entries)
+state.setdefault(f"model-{tool.id}", services.text.default_model(tool))
+if state[f"model-{tool.id}"] not in entries:
+    state[f"model-{tool.id}"] = services.text.default_model(tool)
 settings_left, settings_right = st.columns(2)
-default_model = services.text.default_model(tool)
 model = settings_left.selectbox(
-    "Model", models, index=models.index(default_model), key=f"model-{tool.id}"
+    "Model",
+    models,
+    key=f"model-{tool.id}",
+    format_func=lambda name: entries[name].label,
+    help="What each model is good for is on the Home page.",
 )
+if entries[model].description:
+    settings_left.caption(entries[model].description)
 voice = None
 if tool.takes_voice and voices:
+    choices = list(voices) if tool.voice_required else [None, *voices]
+    if state.get(f"voice-{tool.id}") not in choices:
+        state[f"voice-{tool.id}"] = choices[0]
     voice = settings_right.selectbox(
         "Brand voice",
-        [None, *voices],
+        choices,
         format_func=lambda v: "No brand voice" if v is None else voices[v],
         key=f"voice-{tool.id}",
     )
 
+
+def settings_for(preset):
+    return services.text.settings_for(tool, model, preset)
+
+
 if tool.mode == "chat":
-    with st.expander("Instructions for the assistant (system prompt)"):
-        system = st.text_area("Instructions", tool.system, key="chat-system")
-    parameters = parameters_widgets(tool)
-    if st.button("New chat", icon=":material/add_comment:"):
-        state["chat_history"] = []
-    for turn in state["chat_history"]:
-        with st.chat_message(turn.role):
-            # The person's words as plain text; the model's answer as safe markdown.
-            (st.text if turn.role == "user" else model_text)(turn.content)
-    message = st.chat_input("Write a message")
-    if message:
-        with st.chat_message("user"):
-            st.text(message)
-        try:
-            run = services.text.chat(
-                message,
-                state["chat_history"],
-                user,
-                model=model,
-                voice=voice,
-                system=system,
-                **{**parameters, "seed": seed_from_text(parameters["seed"])},
-            )
-        except AtelierError as error:
-            show_error(error)
-            st.stop()
-        job = run.jobs[0]
-        with st.chat_message("assistant"):
-            st.button("Stop", key="chat-stop", on_click=stop, args=([job],))
-            stream_job(job)
-        if job.status == "failed":
-            show_error(AtelierError(job.error or "The answer failed."))
-        else:
-            state["chat_history"] += [
-                ChatMessage("user", message),
-                ChatMessage("assistant", job.text),
-            ]
+    chat_page(tool, model, voice, entries, settings_for)
     st.stop()
+
+main_field = next((item for item in tool.fields if item.type == "long_text"), None)
+labels = {item.id: item.label for item in tool.fields} | {
+    "input": main_field.label if main_field else "Your text",
+    "model": "Model",
+    "voice": "Brand voice",
+    "preset": "Style of answer",
+    "temperature": "Temperature (under Advanced)",
+    "top_p": "Top-p (under Advanced)",
+    "max_new_tokens": "Longest answer (under Advanced)",
+    "repetition_penalty": "Repetition penalty (under Advanced)",
+    "seed": "Seed (under Advanced)",
+}
 
 with st.form(f"form-{tool.id}"):
     values, slots = {}, {}
     for item in tool.fields:
         values[item.id] = field_widget(tool, item)
         slots[item.id] = st.empty()  # where this field's error goes
-    parameters = parameters_widgets(tool)
-    slots["other"] = st.empty()
+    parameters = parameters_widgets(tool, model, settings_for)
     submitted = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
+slots["other"] = st.empty()  # right under Run
+if main_field is not None:
+    slots["input"] = slots[main_field.id]
 
 
-def run_tool() -> None:
-    main_field = next((f.id for f in tool.fields if f.type == "long_text"), None)
+def show_refusal(error: AtelierError) -> None:
+    with slots.get(error.field or "", slots["other"]).container():
+        show_error(error, labels)
+
+
+def run_tool():
+    """Run the tool with the form's values: the new run, or None (the refusal is shown)."""
     try:
-        run = services.text.run_tool(
+        started = services.text.run_tool(
             tool.id,
             values,
             user,
@@ -137,39 +168,59 @@ def run_tool() -> None:
             **{**parameters, "seed": seed_from_text(parameters["seed"])},
         )
     except AtelierError as error:
-        with slots.get(error.field, slots["other"]).container():
-            show_error(error, {item.id: item.label for item in tool.fields})
-        return
-    state["text_runs"][tool.id] = {
-        "jobs": run.jobs,
-        "original": values.get(main_field),
-        "seed": run.generation.seed,
-    }
+        show_refusal(error)
+        return None
+    set_url(run=started.id)
+    return started
+
+
+def continue_answer(run_id: str) -> None:
+    try:
+        set_url(run=services.text.continue_run(run_id, user).id)
+    except AtelierError as error:
+        state["text-refusal"] = error
 
 
 if submitted:
-    run_tool()
+    run = run_tool() or run
+if (refused := state.pop("text-refusal", None)) is not None:
+    show_refusal(refused)
 
-current = state["text_runs"].get(tool.id)
-if current:
-    jobs = current["jobs"]
-    if not all(job.finished for job in jobs):
-        st.button("Stop", icon=":material/stop:", on_click=stop, args=(jobs,))
-        if len(jobs) == 1:
-            stream_job(jobs[0])
+if run is not None:
+    with st.container(key="text-result"):
+        if not all(job.finished for job in run.jobs):
+            st.button("Stop", icon=":material/stop:", on_click=stop, args=(run.jobs,))
+            if len(run.jobs) == 1:
+                live_answer(run, key="text-live")
+            else:
+                live_variants(run, key="text-live")
+        elif len(run.jobs) == 1:
+            if answer_view(run, entries.get(run.model)):
+                again, go_on = st.columns(2)
+                if again.button("Regenerate", icon=":material/refresh:", width="stretch"):
+                    run_tool()
+                    st.rerun()
+                if run.ending is not None and run.answer().strip():
+                    go_on.button(
+                        "Continue",
+                        icon=":material/resume:",
+                        width="stretch",
+                        on_click=continue_answer,
+                        args=(run.id,),
+                        help="Write on from where the answer ends",
+                    )
+                original = run.values.get(main_field.id) if main_field else None
+                result_extras(run, original, "result")
         else:
-            stream_side_by_side(jobs)
-        st.rerun()
-    st.caption(f"Seed {current['seed']} · {jobs[0].request.model}")
-    if st.button("Regenerate", icon=":material/refresh:"):
-        run_tool()
-        st.rerun()
-    if len(jobs) == 1:
-        result_view(tool, jobs[0], current["original"], key=f"result-{tool.id}")
-    else:
-        for column, job, number in zip(
-            st.columns(len(jobs)), jobs, range(1, len(jobs) + 1), strict=True
-        ):
-            with column.container(border=True):
-                st.caption(f"Idea {number}")
-                model_text(job.text)
+            for number, (column, job) in enumerate(
+                zip(st.columns(len(run.jobs)), run.jobs, strict=True), start=1
+            ):
+                with column.container(border=True):
+                    st.caption(f"Idea {number}")
+                    model_text(job.text)
+            honesty_notes(None, entries.get(run.model))
+            if st.button("Regenerate", icon=":material/refresh:"):
+                run_tool()
+                st.rerun()
+    # Where the person looks after Run: the answer as it is written, then the result.
+    scroll_into_view("text-result", token=run.id, block="start")

@@ -351,10 +351,16 @@ def test_too_large_for_memory_says_the_largest_allowed(studio_models, make_servi
 def test_prompt_longer_than_the_text_encoder_says_which_words_were_dropped(studio):
     long_prompt = "red fox " * 20 + "UNIQUE ENDING"
     run, _ = make(studio, prompt=long_prompt)
-    assert run.warnings == [
-        "Only about the first 56 words are used; shorten the prompt for best results."
-    ]
+    assert run.warnings == ["Only about the first 60 words are used; shorten it for best results."]
     assert run.dropped_words.lower().endswith("unique ending")
+
+
+def test_the_words_left_out_of_a_long_prompt_start_with_a_whole_word(studio):
+    # The test model's tokenizer reads "a" as one token and "fox" as three (f, o, x): the
+    # text encoder's 75 tokens end two letters into a "fox".
+    run = studio.images.generate(ImageForm("a " + "fox " * 70, model="tiny-sd"), ADA)
+    assert run.dropped_words.split() == ["fox"] * (70 - 24)
+    studio.images.finish(run, ADA, timeout=60)
 
 
 def test_a_failed_job_saves_nothing(studio_models, make_services):
@@ -431,10 +437,10 @@ def test_single_file_checkpoint_loads_offline_and_matches_its_folder(models_dir,
     form = dict(prompt="a windmill", seed=4, steps=4, width=64, height=64)
     from_file = services.images.generate(ImageForm(model="tiny-single", **form), ADA)
     from_folder = services.images.generate(ImageForm(model="tiny-sd", **form), ADA)
-    assert np.array_equal(
-        np.asarray(from_file.job.result(60).images[0]),
-        np.asarray(from_folder.job.result(60).images[0]),
-    )
+    # The stored pictures: a finished job lets go of its own once they are written.
+    (file_image,) = services.images.finish(from_file, ADA, timeout=60)
+    (folder_image,) = services.images.finish(from_folder, ADA, timeout=60)
+    assert np.array_equal(pixels(file_image.path), pixels(folder_image.path))
 
 
 def test_single_file_checkpoint_without_a_family_folder_says_what_to_do(
@@ -448,3 +454,24 @@ def test_single_file_checkpoint_without_a_family_folder_says_what_to_do(
     services = make_services(alone)
     with pytest.raises(ModelLoadError, match="needs the configuration of a diffusers folder"):
         services.engine.load_model("tiny-single")
+
+
+def test_a_long_prompt_leaves_none_of_its_words_in_the_server_log(studio):
+    import logging
+
+    from webapp.backends.diffusion import keep_prompt_words_out_of_the_log
+
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    diffusers_log = logging.getLogger("diffusers")
+    level = diffusers_log.level
+    diffusers_log.addHandler(handler)
+    diffusers_log.setLevel(logging.INFO)  # an admin who wants diffusers' warnings in the log
+    keep_prompt_words_out_of_the_log()  # every handler of diffusers' logger: this one too
+    try:
+        make(studio, prompt="a lighthouse " + "confidential " * 100)
+    finally:
+        diffusers_log.removeHandler(handler)
+        diffusers_log.setLevel(level)
+    assert "longer than the text encoder reads" in written.getvalue()
+    assert "confidential" not in written.getvalue()

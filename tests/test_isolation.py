@@ -59,6 +59,7 @@ def run_tool(services, user: User, text: str):
         "summarise", {"text": text}, user, model="tiny-llm", max_new_tokens=4, seed=1
     )
     run.jobs[0].result(120)
+    services.chats.written(run.jobs[0], 60)  # kept by the keeper's writer thread
     return run.jobs[0]
 
 
@@ -116,9 +117,11 @@ def test_a_chats_turns_are_kept_as_one_chat_that_can_be_reopened(team_services):
     amy = person(team_services, "amy")
     first = team_services.text.chat("Hello there", [], amy, model="tiny-llm", max_new_tokens=3)
     first.jobs[0].result(120)
+    team_services.chats.written(first.jobs[0], 60)
     history = [ChatMessage("user", "Hello there"), ChatMessage("assistant", first.jobs[0].text)]
     second = team_services.text.chat("And again", history, amy, model="tiny-llm", max_new_tokens=3)
     second.jobs[0].result(120)
+    team_services.chats.written(second.jobs[0], 60)
     chats = team_services.history.texts(amy).items
     assert len(chats) == 1 and chats[0].kind == "chat"
     assert [m["content"] for m in chats[0].messages if m["role"] == "user"] == [

@@ -117,6 +117,17 @@ class Style:
         # A plain substitution: the person's prompt is data, never a template.
         return self.prompt.replace("{prompt}", prompt)
 
+    def words_of(self, prompt: str) -> str | None:
+        """The person's own words in a prompt this style made; None if it did not make it."""
+        if self.prompt.count("{prompt}") != 1:
+            return None
+        before, _, after = self.prompt.partition("{prompt}")
+        if len(prompt) < len(before) + len(after):
+            return None
+        if not (prompt.startswith(before) and prompt.endswith(after)):
+            return None
+        return prompt[len(before) : len(prompt) - len(after)]
+
 
 def _parse_style(style_id: str, data: dict[str, Any]) -> Style:
     template = require(data, "prompt", str)

@@ -28,7 +28,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 CATALOG_FILE = "catalog.toml"
 LORA_DIR = "loras"
-CATALOG_KEYS = {"display_name", "description", "license", "source", "family", "defaults"}
+CATALOG_KEYS = {"display_name", "description", "license", "source", "family", "defaults", "demo"}
 SAFETY_CHECKER = "StableDiffusionSafetyChecker"
 EMBEDDING_MARKERS = ("modules.json", "config_sentence_transformers.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
@@ -59,6 +59,12 @@ class ModelEntry:
     defaults: dict[str, Any] = field(default_factory=dict)
     # A text model served elsewhere (format "remote"): its servers.
     server: TextServer | None = None
+    demo: bool = False  # a small model for trying Atelier: its answers carry a note
+
+    @property
+    def label(self) -> str:
+        """What people call the model: its display name, or its name."""
+        return self.display_name or self.name
 
     @property
     def ready(self) -> bool:
@@ -253,6 +259,7 @@ def _apply_catalog(entry: ModelEntry, info: dict[str, Any]) -> ModelEntry:
         source=info.get("source", ""),
         family=info.get("family", entry.family),
         defaults=dict(info.get("defaults", {})),
+        demo=info.get("demo") is True,
     )
 
 

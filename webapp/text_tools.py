@@ -63,6 +63,7 @@ class Tool:
     preset: str = "Balanced"
     max_new_tokens: int = 512
     takes_voice: bool = False
+    voice_required: bool = False  # the tool is about the voice: one is always chosen
     preferred_model: str = ""
 
     def field(self, field_id: str) -> ToolField | None:
@@ -139,7 +140,8 @@ def _parse_tool(tool_id: str, data: dict[str, Any]) -> Tool:
         fields=fields,
         preset=preset,
         max_new_tokens=int(data.get("max_new_tokens", 512)),
-        takes_voice=bool(data.get("takes_voice", False)),
+        takes_voice=bool(data.get("takes_voice", False)) or bool(data.get("voice_required", False)),
+        voice_required=bool(data.get("voice_required", False)),
         preferred_model=data.get("preferred_model", ""),
     )
 

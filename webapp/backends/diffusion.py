@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,32 @@ from diffusers import (
 
 from webapp.errors import ModelLoadError
 from webapp.registry import ModelEntry
+
+# diffusers logs the part of a long prompt that CLIP does not read: a person's words, up to
+# thousands of them, in the server log (where the audit setting may keep only a hash).
+CLIP_CUT = "The following part of your input was truncated because CLIP"
+CLIP_CUT_LOGGED = (
+    "A prompt was longer than the text encoder reads; the rest was left out "
+    "(the page tells the person which words)."
+)
+
+
+class NoPromptWords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith(CLIP_CUT):
+            record.msg, record.args = CLIP_CUT_LOGGED, None
+        return True
+
+
+def keep_prompt_words_out_of_the_log() -> None:
+    """On the handlers of diffusers' own logger, where every diffusers record goes (it does
+    not pass them on to the root logger)."""
+    for handler in logging.getLogger("diffusers").handlers:
+        if not any(isinstance(f, NoPromptWords) for f in handler.filters):
+            handler.addFilter(NoPromptWords())
+
+
+keep_prompt_words_out_of_the_log()
 
 SINGLE_FILE_PIPELINES = {
     "sd15": StableDiffusionPipeline,

@@ -149,6 +149,8 @@ class Job:
 
     def _update(self, **changes: Any) -> None:
         with self._changed:
+            if self.finished:  # a step that ran past a Stop: what was shown then is kept
+                return
             for name, value in changes.items():
                 setattr(self, name, value)
             self._changed.notify_all()

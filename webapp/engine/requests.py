@@ -151,6 +151,9 @@ class TextRequest:
     repetition_penalty: float = 1.0
     # What the Queue page calls the job (a tool's name); the last message otherwise.
     title: str = ""
+    # The last message is the start of the answer (an assistant message) and the model goes
+    # on from where it ends: Continue after an answer was stopped or cut at the limit.
+    continues: bool = False
 
     @property
     def sampling_temperature(self) -> float:
@@ -160,6 +163,11 @@ class TextRequest:
     @property
     def summary(self) -> str:
         return self.title or (self.messages[-1].content if self.messages else "")
+
+    @property
+    def answer_so_far(self) -> str:
+        """What a continued answer already says (empty unless the request continues)."""
+        return self.messages[-1].content if self.continues and self.messages else ""
 
     def check(self) -> None:
         if not self.messages or not any(m.content.strip() for m in self.messages):
@@ -185,6 +193,10 @@ class TextRequest:
                 f"Repetition penalty {self.repetition_penalty} must be between 1 and 2.",
                 field="repetition_penalty",
             )
+        if self.continues and (
+            self.messages[-1].role != "assistant" or not self.answer_so_far.strip()
+        ):
+            raise ValidationError("Only an answer that has begun can be continued.", field="input")
         check_seed(self.seed)
 
 

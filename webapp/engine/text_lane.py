@@ -44,7 +44,8 @@ class TextLane(Lane):
         """Tokenize the prompt once, here, and check that it and the answer fit the model."""
         self.engine.registry().get(request.model, kind="text")
         tokens = self.engine.tokens
-        prompt = tokens.chat_ids(request.model, [vars(m) for m in request.messages])
+        messages = [vars(m) for m in request.messages]
+        prompt = tokens.chat_ids(request.model, messages, continues=request.continues)
         limit = tokens.context_length(request.model)
         if len(prompt) + request.max_new_tokens > limit:
             over = len(prompt) + request.max_new_tokens - limit

@@ -47,13 +47,20 @@ class TokenCounter:
         self._cached: OrderedDict[str, _Cached] = OrderedDict()
         self._lock = threading.Lock()
 
-    def chat_ids(self, model: str, messages: list[dict[str, str]]) -> list[int]:
-        """The token ids of a chat, as the model will read it (its chat template applied)."""
+    def chat_ids(
+        self, model: str, messages: list[dict[str, str]], continues: bool = False
+    ) -> list[int]:
+        """The token ids of a chat, as the model will read it (its chat template applied).
+        `continues`: the last message is an answer begun, left open for the model to go on."""
         cached = self._get(model)
         try:
             with cached.lock:
                 encoded = cached.tokenizer.apply_chat_template(
-                    messages, add_generation_prompt=True, tokenize=True, return_dict=True
+                    messages,
+                    add_generation_prompt=not continues,
+                    continue_final_message=continues,
+                    tokenize=True,
+                    return_dict=True,
                 )
         except TemplateError as error:  # a sandbox refusal, or a broken template
             raise ModelLoadError(
@@ -87,7 +94,12 @@ class TokenCounter:
             limit = tokenizer.model_max_length
             if len(ids) <= limit:
                 return None
-            words = tokenizer.decode(ids[limit - 1 : -1], skip_special_tokens=True).strip()
+            # From the start of the word the cut falls in: CLIP's tokens end words with </w>.
+            start = limit - 1
+            tokens = tokenizer.convert_ids_to_tokens(ids[: limit - 1])
+            while start > 1 and not tokens[start - 1].endswith("</w>"):
+                start -= 1
+            words = tokenizer.decode(ids[start:-1], skip_special_tokens=True).strip()
         return DroppedWords(limit=limit - 2, words=words)
 
     def _get(self, model: str) -> _Cached:

@@ -9,6 +9,7 @@ from webapp.image_store import ImageStore
 from webapp.services.accounts import AccountsService
 from webapp.services.audit import AuditService
 from webapp.services.brand_kits import BrandKitService
+from webapp.services.chats import ChatKeeper
 from webapp.services.history import HistoryService
 from webapp.services.image_saving import ImageSaver
 from webapp.services.images import ImageService
@@ -18,7 +19,6 @@ from webapp.services.models import ModelService
 from webapp.services.system import SystemService
 from webapp.services.team import TeamServices, build_team_services
 from webapp.services.text import TextService
-from webapp.services.text_saving import TextKeeper
 from webapp.settings import Settings
 
 
@@ -34,6 +34,7 @@ class Services:
     text: TextService
     kits: BrandKitService
     saver: ImageSaver
+    chats: ChatKeeper
     owns_team: bool = True  # False: the team services were given, and their owner closes them
 
     @property
@@ -53,6 +54,7 @@ class Services:
         these services opened it)."""
         self.engine.shutdown()
         self.saver.close()
+        self.chats.close()
         if self.owns_team:
             self.team.close()
 
@@ -66,7 +68,7 @@ def build_services(
     """Every service, around one engine (the one given, or a new one these services own)
     and the store (the team services given, which the app also uses for signing in before
     the engine has started, or new ones): every job is audited when it ends, quotas are
-    checked at submit, and finished pictures and answers are kept at once."""
+    checked at submit, and finished pictures, tool answers and chat turns are kept at once."""
     owns_team = team is None
     team = team or build_team_services(settings, client=client)
     if engine is None:
@@ -74,9 +76,9 @@ def build_services(
 
         engine = build_engine(settings)
     saver = ImageSaver(ImageStore(settings.data_dir), team.history)
-    keeper = TextKeeper(team.history)
+    chats = ChatKeeper(team.history)
     engine.add_end_listener(saver.job_ended)
-    engine.add_end_listener(keeper.job_ended)
+    engine.add_end_listener(chats.job_ended)
     engine.add_end_listener(record_job_end(team.audit))
     engine.add_submit_check(check_quota(team.audit))
     return Services(
@@ -87,8 +89,9 @@ def build_services(
         images=ImageService(settings, engine, saver, client),
         models=ModelService(engine, team.audit, client),
         system=SystemService(settings, engine, team.audit, client),
-        text=TextService(settings, engine, keeper, client),
+        text=TextService(settings, engine, chats, client),
         kits=BrandKitService(settings, team.audit, client),
         saver=saver,
+        chats=chats,
         owns_team=owns_team,
     )

@@ -163,6 +163,21 @@ class HistoryService:
             row.updated = self._clock()
             return text_item(row, user.display_name)
 
+    def rewrite_chat(self, user: User, chat_id: int, messages: Iterable[Any]) -> TextItem:
+        """One of the person's own chats with all its messages replaced (its last answer
+        regenerated or continued); the title stays."""
+        replaced = messages_of(messages)
+        if not replaced:
+            raise ValidationError("There is nothing to keep: no messages.", field="messages")
+        with self._refusal(user, "text", chat_id, "change"), self._store.session() as session:
+            row = _owned(session, TextRecord, chat_id, user, "text")
+            if row.kind != "chat":
+                raise ValidationError("Only a chat can be continued.", field="chat_id")
+            row.messages = replaced
+            row.search_text = text_search(row.title, row.tool, row.messages)
+            row.updated = self._clock()
+            return text_item(row, user.display_name)
+
     def text(self, user: User, text_id: int) -> TextItem:
         """One result or chat (to reopen it)."""
         with self._refusal(user, "text", text_id, "open"), self._store.session() as session:

@@ -17,6 +17,7 @@ from webapp.engine.requests import (
     check_mask_matches,
     random_seed,
 )
+from webapp.engine.tokens import DroppedWords
 from webapp.errors import Forbidden, ValidationError
 from webapp.image_presets import (
     ASPECTS,
@@ -31,6 +32,7 @@ from webapp.image_presets import (
     uses_lcm,
 )
 from webapp.image_store import StoredImage
+from webapp.png_recipe import recipe_of
 from webapp.registry import ModelEntry, lora_names
 from webapp.services.image_saving import ImageSaver
 from webapp.settings import Settings
@@ -42,6 +44,7 @@ from webapp.users import User
 BYTES_PER_PIXEL = {"cpu": 4000, "cuda": 2000}
 MAX_IMAGES = MAX_IMAGES_PER_REQUEST
 WORDS_PER_TOKEN = 0.75  # a rough English average
+LONG_PROMPT = "Only about the first {words} words are used; shorten it for best results."
 PREVIEW_PIXELS = 768  # the longer side of the picture shown for painting a mask
 
 
@@ -201,18 +204,64 @@ class ImageService:
         dropped = self._engine.tokens.dropped_words(entry.name, prompt)
 
         # 6. Queue it.
-        job = self._engine.submit(request, user, client=self._client)
-        run = ImageRun(job, request, style.id if style else None)
-        if dropped is not None:
-            run.warnings.append(
-                f"Only about the first {int(dropped.limit * WORDS_PER_TOKEN)} words are used; "
-                "shorten the prompt for best results."
-            )
-            run.dropped_words = dropped.words
-        return run
+        return self._run_of(self._engine.submit(request, user, client=self._client), dropped)
+
+    def run_of(self, job_id: str, user: User) -> ImageRun | None:
+        """One of the person's own image jobs, to follow again (a page reloaded while it
+        runs, or its address shared back to them); None if forgotten or not theirs."""
+        try:
+            job = self._engine.get_job(job_id, user)
+        except Forbidden:
+            return None
+        if job.kind != "image" or job.user.id != user.id:
+            return None
+        return self._run_of(job)
+
+    def running(self, user: User) -> ImageRun | None:
+        """The person's newest image job from a page that has not ended yet, if any."""
+        for job in self._engine.jobs(user):  # newest first
+            mine = job.user.id == user.id and job.client == "page"
+            if mine and job.kind == "image" and not job.finished:
+                return self._run_of(job)
+        return None
+
+    def form_of(self, recipe: dict, user: User | None = None) -> ImageForm:
+        """The form that makes a picture again ("Use these settings"): the style it was made
+        with (while that style exists) around the person's own words, and its settings."""
+        request = recipe.get("request", {})
+        prompt = request.get("prompt", "")
+        style = load_styles(self._settings.library_dir)[0].get(recipe.get("style") or "")
+        words = style.words_of(prompt) if style else None
+        if words is None:
+            style, words = None, prompt
+        negative = request.get("negative_prompt")
+        if negative is not None and style and negative == style.negative_prompt:
+            negative = None  # the style gives it again
+        return ImageForm(
+            prompt=words,
+            model=request.get("model"),
+            style=style.id if style else None,
+            num_images=int(request.get("num_images", 1)),
+            seed=request.get("seed"),
+            negative_prompt=negative,
+            scheduler=request.get("scheduler"),
+            steps=request.get("steps"),
+            guidance=request.get("guidance"),
+            width=request.get("width"),
+            height=request.get("height"),
+            loras=tuple(LoraWeight(**lora) for lora in request.get("loras", [])),
+        )
+
+    def form_of_run(self, run: ImageRun) -> ImageForm:
+        """The form a running job was made with, to show it again after a reload."""
+        recipe = recipe_of(run.request, run.request.seed)
+        recipe["request"]["num_images"] = run.request.num_images
+        return self.form_of(recipe)
 
     def finish(self, run: ImageRun, user: User, timeout: float | None = None) -> list[StoredImage]:
         """Wait for the job and for its images, stored with their recipes as it ended."""
+        if run.job.user.id != user.id:
+            raise Forbidden("That picture does not exist or is not yours.")
         if run.stored is None:
             run.stored = self._saver.saved(run.job, timeout)
             result: ImageResult = run.job.result(timeout)
@@ -220,6 +269,18 @@ class ImageService:
         return run.stored
 
     # -- the steps' details ------------------------------------------------------------------
+
+    def _run_of(self, job: Job, dropped: DroppedWords | None | bool = True) -> ImageRun:
+        """A run of `job`; `dropped`: the words its model does not read, if known."""
+        request = job.request
+        run = ImageRun(job, request, request.style)
+        if dropped is True:
+            dropped = self._engine.tokens.dropped_words(request.model, request.prompt)
+        if dropped:
+            words = max(10, round(dropped.limit * WORDS_PER_TOKEN, -1))
+            run.warnings.append(LONG_PROMPT.format(words=int(words)))
+            run.dropped_words = dropped.words
+        return run
 
     @property
     def _upload_max_bytes(self) -> int:

@@ -1,15 +1,22 @@
-"""Text tools, brand voices and chat: validate, build the prompt, guard the context, submit."""
+"""Text tools, brand voices and chat: validate, build the prompt, guard the context, submit.
+
+Runs are remembered for a while (a page reloaded while its answer is written finds it again
+by a job's id), and chat turns are kept in the person's work (`webapp.services.chats`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from threading import Lock
+from typing import Any
 
 from webapp.embedded import DEFAULT_TEXT_MODEL
-from webapp.engine import ChatMessage, Engine, Job, TextRequest
+from webapp.engine import ChatMessage, Engine, Job, JobStatus, TextRequest
 from webapp.engine.requests import random_seed
-from webapp.errors import ValidationError
+from webapp.errors import NotFound, ValidationError
 from webapp.registry import ModelEntry
-from webapp.services.text_saving import TextKeeper, asked_text
+from webapp.services.chats import ChatKeeper, Turn, asked_text, join_answer, result_title
 from webapp.settings import Settings
 from webapp.text_tools import (
     PRESETS,
@@ -24,6 +31,15 @@ from webapp.text_tools import (
 from webapp.users import User
 
 CHAT_TOOL = "chat"
+KEEP_RUNS = 500  # runs a reloaded page may find again by a job's id
+# Generation settings a text model's catalog `defaults` may give, and their types.
+MODEL_SETTINGS = {
+    "temperature": float,
+    "top_p": float,
+    "max_new_tokens": int,
+    "repetition_penalty": float,
+}
+BUILT_IN_SETTINGS = {"temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.0}
 
 
 @dataclass(frozen=True)
@@ -32,16 +48,54 @@ class Generation:
     top_p: float
     max_new_tokens: int
     seed: int
+    repetition_penalty: float = 1.0
 
 
 @dataclass(frozen=True)
 class ToolRun:
     tool: Tool
     model: str
-    messages: tuple[ChatMessage, ...]
+    messages: tuple[ChatMessage, ...]  # the prompt (a continued answer's start not included)
     prompt_tokens: int
     generation: Generation
     jobs: list[Job]  # one, or one per variant
+    values: dict[str, Any] = field(default_factory=dict)  # what the person filled in
+    voice: str | None = None
+    prefix: str = ""  # Continue: the answer so far; the job writes the rest
+
+    @property
+    def id(self) -> str:
+        """What a page keeps in its address to find the run again."""
+        return self.jobs[0].id
+
+    def answer(self, job: Job | None = None) -> str:
+        return join_answer(self.prefix, (job or self.jobs[0]).text)
+
+    @property
+    def ending(self) -> str | None:
+        """How a finished single answer ended, when people need to know: "stopped" by the
+        person, or "cut" at the length limit; None otherwise."""
+        job = self.jobs[0]
+        if len(self.jobs) != 1 or not job.finished:
+            return None
+        if job.status == JobStatus.CANCELLED:
+            return "stopped"
+        if job.status == JobStatus.DONE and job.result().finish_reason == "length":
+            return "cut"
+        return None
+
+
+@dataclass(frozen=True)
+class ChatView:
+    """A chat as a page shows it: the kept turns, and the turn being written (or that
+    failed), which a page draws from its job."""
+
+    chat_id: int | None
+    turns: list[ChatMessage]  # kept; while a turn is live, those before it
+    live: ToolRun | None = None
+    question: str = ""  # the live turn's question
+    ending: str | None = None  # how the last kept answer ended, when known (see ToolRun)
+    problem: str | None = None  # the chat asked for could not be opened
 
 
 class TextService:
@@ -49,13 +103,15 @@ class TextService:
         self,
         settings: Settings,
         engine: Engine,
-        keeper: TextKeeper | None = None,
+        chats: ChatKeeper | None = None,
         client: str = "page",
     ):
         self._settings = settings
         self._engine = engine
-        self._keeper = keeper  # keeps finished answers in the person's work
+        self._chats = chats or ChatKeeper(None)  # keeps finished answers in the person's work
         self._client = client  # where the jobs come from, for the audit log
+        self._runs: OrderedDict[str, ToolRun] = OrderedDict()  # by each of their jobs' ids
+        self._lock = Lock()
 
     # -- what there is --------------------------------------------------------------------
 
@@ -105,30 +161,58 @@ class TextService:
             )
         return voices[voice_id]
 
-    # -- running ---------------------------------------------------------------------------
+    # -- generation settings: in one place ----------------------------------------------------
+
+    def settings_for(
+        self, tool: Tool, model: str | None = None, preset: str | None = None
+    ) -> dict[str, Any]:
+        """The settings a run starts from, each from the last place that gives it: the
+        tool's style of answer and length, then the model's own defaults (the catalog),
+        then a style of answer the person picked. What they set in Advanced goes on top."""
+        values: dict[str, Any] = {**BUILT_IN_SETTINGS, "max_new_tokens": tool.max_new_tokens}
+        values.update(PRESETS[tool.preset])
+        values.update(self._model_settings(model or self.default_model(tool)))
+        if preset is not None:
+            if preset not in PRESETS:
+                raise ValidationError(
+                    f"Unknown preset {preset!r}: use {', '.join(PRESETS)}.", field="preset"
+                )
+            values.update(PRESETS[preset])
+        return values
 
     def generation(
         self,
         tool: Tool,
+        model: str | None = None,
         preset: str | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_new_tokens: int | None = None,
         seed: int | None = None,
+        **chosen: Any,
     ) -> Generation:
-        """Parameters: the preset (the tool's by default), then any advanced overrides."""
-        preset = preset or tool.preset
-        if preset not in PRESETS:
-            raise ValidationError(
-                f"Unknown preset {preset!r}: use {', '.join(PRESETS)}.", field="preset"
-            )
-        chosen = PRESETS[preset]
+        """The settings of one run: `settings_for`, then what the person set (None: not set)."""
+        unknown = set(chosen) - set(MODEL_SETTINGS)
+        if unknown:
+            raise TypeError(f"unknown generation settings {sorted(unknown)}")
+        values = self.settings_for(tool, model, preset)
+        values.update({name: value for name, value in chosen.items() if value is not None})
         return Generation(
-            temperature=chosen["temperature"] if temperature is None else temperature,
-            top_p=chosen["top_p"] if top_p is None else top_p,
-            max_new_tokens=max_new_tokens or tool.max_new_tokens,
+            temperature=float(values["temperature"]),
+            top_p=float(values["top_p"]),
+            max_new_tokens=int(values["max_new_tokens"]),
             seed=random_seed() if seed is None else seed,
+            repetition_penalty=float(values["repetition_penalty"]),
         )
+
+    def _model_settings(self, model: str) -> dict[str, Any]:
+        entry = self._engine.registry().entries.get(model)
+        defaults = entry.defaults if entry is not None else {}
+        settings = {}
+        for name, kind in MODEL_SETTINGS.items():
+            value = defaults.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                settings[name] = kind(value)
+        return settings
+
+    # -- running ---------------------------------------------------------------------------
 
     def run_tool(
         self,
@@ -142,43 +226,40 @@ class TextService:
         **parameters,
     ) -> ToolRun:
         """Check the inputs, build the prompt, check it fits, and queue the job(s)."""
-        # 1. The tool (with the person's own instructions, if any), its inputs and the voice.
-        tool = self.tool(tool_id)
-        if system is not None:
-            tool = replace(tool, system=clean_text(system, "system", "Instructions", False))
-        values = clean_inputs(tool, inputs)
-        chosen_voice = self.voice(voice) if voice else None
-        if chosen_voice is not None and not tool.takes_voice:
-            raise ValidationError(f"{tool.name} does not use a brand voice.", field="voice")
-        # 2. The model and the parameters.
-        model = model or self.default_model(tool)
-        generation = self.generation(tool, **parameters)
-        # 3. The prompt; the engine checks at submit that it fits the model's context.
-        messages = build_messages(tool, values, chosen_voice, history)
+        run = self._prepare(tool_id, inputs, user, model, voice, history, system, parameters)
         # 4. One job, or one per variant (they batch together in the engine).
-        variants = int(values.get("variants", 1)) if tool.mode == "variants" else 1
-        jobs = [
-            self._engine.submit(
-                TextRequest(
-                    model=model,
-                    messages=messages,
-                    max_new_tokens=generation.max_new_tokens,
-                    temperature=generation.temperature,
-                    top_p=generation.top_p,
-                    seed=generation.seed + index,
-                    title=tool.name,
-                ),
-                user,
-                client=self._client,
-            )
-            for index in range(variants)
-        ]
-        if self._keeper is not None:
-            asked = asked_text([(f.label, values.get(f.id, "")) for f in tool.fields])
-            earlier = tuple(history) if tool.mode == "chat" else None
+        variants = int(run.values.get("variants", 1)) if run.tool.mode == "variants" else 1
+        jobs = [self._submit(run, user, seed_offset=index) for index in range(variants)]
+        if run.tool.mode != "chat":
+            asked = asked_text([(f.label, run.values.get(f.id, "")) for f in run.tool.fields])
+            result = Turn(user, None, (), asked, tool=run.tool.id, model=run.model,
+                          result_title=result_title(run.tool.name, asked))  # fmt: skip
             for job in jobs:
-                self._keeper.track(job, tool.id, tool.name, asked, earlier)
-        return ToolRun(tool, model, messages, len(jobs[0].prompt_ids), generation, jobs)
+                self._chats.track(job, result)
+        return self._remember(replace(run, jobs=jobs, prompt_tokens=len(jobs[0].prompt_ids)))
+
+    def continue_run(self, run_id: str, user: User, max_new_tokens: int | None = None) -> ToolRun:
+        """Go on with a single answer that was stopped or cut at the limit, from where it
+        ends; the new run's answer is the whole of it."""
+        run = self._own_run(run_id, user)
+        if run.ending is None:
+            raise ValidationError("Only a stopped or cut answer can be continued.", "run")
+        if max_new_tokens is not None:
+            run = replace(run, generation=replace(run.generation, max_new_tokens=max_new_tokens))
+        prefix = run.answer()
+        job = self._submit(run, user, prefix=prefix)
+        return self._remember(replace(run, jobs=[job], prefix=prefix if prefix.strip() else ""))
+
+    def run(self, run_id: str, user: User) -> ToolRun | None:
+        """One of the person's recent runs, by any of its jobs' ids (None if forgotten, or
+        not theirs: a shared address opens nothing of someone else's)."""
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is None or run.jobs[0].user.id != user.id:
+            return None
+        return run
+
+    # -- chats kept in the person's work -------------------------------------------------------
 
     def chat(
         self,
@@ -188,26 +269,149 @@ class TextService:
         model: str | None = None,
         voice: str | None = None,
         system: str | None = None,
+        chat_id: int | None = None,
         **parameters,
     ) -> ToolRun:
-        """The next turn of a chat: earlier turns are passed as history."""
+        """The next turn of a chat: earlier turns are passed as `history`, or read from the
+        person's kept chat `chat_id`. The turn is kept in that chat (or a new one)."""
         message = clean_text(message, "message", "Message")
+        earlier = tuple(history) if chat_id is None else tuple(self.chat_turns(chat_id, user))
+        turn = Turn(user, chat_id, earlier, message, tool=CHAT_TOOL)
+        return self._chat_run(turn, model, voice, system, parameters)
+
+    def chat_again(
+        self,
+        chat_id: int,
+        user: User,
+        go_on: bool = False,
+        model: str | None = None,
+        voice: str | None = None,
+        system: str | None = None,
+        **parameters,
+    ) -> ToolRun:
+        """The last answer of a kept chat written again (Regenerate), or continued from where
+        it ends (`go_on`: Continue)."""
+        turns = self.chat_turns(chat_id, user)
+        if len(turns) < 2 or [t.role for t in turns[-2:]] != ["user", "assistant"]:
+            raise ValidationError("This chat has no answer to write again.", field="chat_id")
+        question, answer = turns[-2].content, turns[-1].content
+        prefix = answer if go_on and answer.strip() else ""
+        turn = Turn(user, chat_id, tuple(turns[:-2]), question, prefix, tool=CHAT_TOOL)
+        return self._chat_run(turn, model, voice, system, parameters)
+
+    def chat_turns(self, chat_id: int, user: User) -> list[ChatMessage]:
+        """The person's and the model's messages of one of their kept chats."""
+        history = self._chats.history
+        if history is None:  # services without a store (some tests): nothing is kept
+            raise NotFound("That chat does not exist or is not yours.")
+        item = history.text(user, chat_id)
+        if item.kind != "chat" or item.owner_id != user.id:
+            raise NotFound("That chat does not exist or is not yours.")
+        return [
+            ChatMessage(m["role"], m["content"])
+            for m in item.messages
+            if m["role"] in ("user", "assistant")
+        ]
+
+    def chat_view(
+        self,
+        user: User,
+        chat_id: int | None = None,
+        run_id: str | None = None,
+        timeout: float = 10,
+    ) -> ChatView:
+        """A chat to show: the kept turns of `chat_id`; or, while the turn of run `run_id`
+        (the page's latest) is written, the chat as it was asked with that turn live; once
+        the turn is kept, how its answer ended."""
+        run = self.run(run_id, user) if run_id else None
+        turn = self._chats.turn(run.id) if run is not None else None
+        ending = None
+        if run is not None and turn is not None:
+            job = run.jobs[0]
+            written = self._chats.written(job, timeout) if job.finished else None
+            if written is None:  # being written, failed, or not kept: shown from its job
+                return ChatView(turn.chat_id, list(turn.earlier), run, turn.question)
+            chat_id, ending = written, run.ending
+        turns, problem = [], None
+        if chat_id is not None:
+            try:
+                turns = self.chat_turns(chat_id, user)
+            except NotFound as error:
+                chat_id, problem = None, error.message
+        return ChatView(chat_id, turns, ending=ending, problem=problem)
+
+    # -- the steps' details ------------------------------------------------------------------
+
+    def _chat_run(self, turn: Turn, model, voice, system, parameters) -> ToolRun:
+        inputs = {"message": turn.question}
         try:
-            return self.run_tool(
-                CHAT_TOOL,
-                {"message": message},
-                user,
-                model=model,
-                voice=voice,
-                history=tuple(history),
-                system=system,
-                **parameters,
+            run = self._prepare(
+                CHAT_TOOL, inputs, turn.user, model, voice, turn.earlier, system, parameters
             )
+            job = self._submit(run, turn.user, prefix=turn.prefix)
         except ValidationError as error:
-            if error.field != "input" or not history:
+            if error.field != "input" or not turn.earlier:
                 raise
             raise ValidationError(
                 f"{error.message} The conversation so far counts too: start a new chat "
                 "to continue.",
                 field="message",
             ) from None
+        run = self._remember(replace(run, jobs=[job], prefix=turn.prefix))
+        self._chats.track(job, replace(turn, model=run.model))
+        return run
+
+    def _prepare(self, tool_id, inputs, user, model, voice, history, system, parameters):
+        """Steps 1 to 3 of a run: a ToolRun with no jobs yet."""
+        # 1. The tool (with the person's own instructions, if any), its inputs and the voice.
+        tool = self.tool(tool_id)
+        if system is not None:
+            tool = replace(tool, system=clean_text(system, "system", "Instructions", False))
+        values = clean_inputs(tool, inputs)
+        if voice is None and tool.voice_required:
+            voice = next(iter(self.library().voices), None)  # as the page offers it
+        chosen_voice = self.voice(voice) if voice else None
+        if chosen_voice is not None and not tool.takes_voice:
+            raise ValidationError(f"{tool.name} does not use a brand voice.", field="voice")
+        # 2. The model and the parameters.
+        model = model or self.default_model(tool)
+        generation = self.generation(tool, model, **parameters)
+        # 3. The prompt; the engine checks at submit that it fits the model's context.
+        messages = build_messages(tool, values, chosen_voice, history)
+        return ToolRun(tool, model, messages, 0, generation, [], values, voice)
+
+    def _submit(self, run: ToolRun, user: User, seed_offset: int = 0, prefix: str = "") -> Job:
+        """One job of `run`; with `prefix`, one that goes on from that start of an answer."""
+        generation = run.generation
+        messages = run.messages
+        if prefix.strip():
+            messages = (*messages, ChatMessage("assistant", prefix))
+        return self._engine.submit(
+            TextRequest(
+                model=run.model,
+                messages=messages,
+                max_new_tokens=generation.max_new_tokens,
+                temperature=generation.temperature,
+                top_p=generation.top_p,
+                seed=generation.seed + seed_offset,
+                repetition_penalty=generation.repetition_penalty,
+                title=run.tool.name,
+                continues=bool(prefix.strip()),
+            ),
+            user,
+            client=self._client,
+        )
+
+    def _own_run(self, run_id: str, user: User) -> ToolRun:
+        run = self.run(run_id, user)
+        if run is None:
+            raise NotFound("That answer is no longer here. Run the tool again.", field="run")
+        return run
+
+    def _remember(self, run: ToolRun) -> ToolRun:
+        with self._lock:
+            for job in run.jobs:
+                self._runs[job.id] = run
+            while len(self._runs) > KEEP_RUNS:
+                self._runs.popitem(last=False)
+        return run

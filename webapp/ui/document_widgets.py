@@ -14,7 +14,7 @@ from webapp.doctext.export import rows, to_csv, to_xlsx
 from webapp.doctext.prompts import cite
 from webapp.engine import Job
 from webapp.ui.text_widgets import downloads, model_text
-from webapp.ui.widgets import describe_eta, waiting_text
+from webapp.ui.widgets import progress_text, waiting_text
 
 CHECK_NOTE = (
     "Written by a model from the document's text: check each point against the cited pages "
@@ -33,10 +33,7 @@ def follow(job: Job, refresh) -> None:
             if job.status == "queued":
                 st.caption(waiting_text(job))
             else:
-                words = job.stage or "Starting"
-                st.progress(
-                    job.progress.fraction, f"{words} · done in {describe_eta(job.eta_seconds)}"
-                )
+                st.progress(job.progress.fraction, progress_text(job))
         if job.text != shown:
             with text.container():
                 model_text(job.text)
@@ -83,7 +80,7 @@ def summary_view(result, unit: str, passages: list[Passage], name: str, key: str
         citations(point.units, unit, found, f"{key}-{number}")
     st.caption(CHECK_NOTE)
     text = "\n".join(f"- {p.text} {cite(unit, p.units)}".rstrip() for p in result.points)
-    downloads(f"{text}\n\n{result.coverage.message}\n", name, key)
+    downloads(f"{text}\n\n{result.coverage.message}\n", name, f"Summary of {name}", key)
 
 
 def extraction_view(result, unit: str, passages: list[Passage], name: str, key: str) -> None:

@@ -6,14 +6,17 @@ import streamlit as st
 
 from webapp.engine import LoraWeight
 from webapp.image_store import StoredImage, thumbnail_of
+from webapp.services.images import ImageForm
+from webapp.ui.resources import get_services
 from webapp.ui.widgets import RANDOM_SEED, progress_text, waiting_text
 
 REDRAW_SECONDS = 0.5
-PROGRESS_AFTER_SECONDS = 0.3
 LORA_ROWS_KEY, LORA_TABLE_VERSION_KEY = "img-lora-rows", "img-lora-table-version"
 RECENT_IMAGES = 8  # one page of recent images; "Show more" adds as many again
-FORM_KEYS = {  # recipe field -> form widget key
+FORM_KEYS = {  # form field -> widget key
     "prompt": "img-prompt",
+    "style": "img-style",
+    "num_images": "img-n",
     "negative_prompt": "img-negative",
     "scheduler": "img-scheduler",
     "steps": "img-steps",
@@ -22,17 +25,29 @@ FORM_KEYS = {  # recipe field -> form widget key
     "height": "img-height",
     "model": "img-model",
 }
+FORM_DEFAULTS = {"img-seed": RANDOM_SEED, "img-n": 1}  # widgets drawn without a value
 
 
 def use_settings(stored: StoredImage) -> None:
     """Fill the form with an image's recipe (a callback, so before the form is drawn)."""
-    request = stored.recipe.get("request", {})
+    fill_form(get_services().images.form_of(stored.recipe))
+
+
+def fill_form(form: ImageForm) -> None:
+    """Put a form's values in the widgets. Each widget gets its value only from here (or
+    FORM_DEFAULTS), never also as a default: Streamlit warns about a value set both ways."""
+    state = st.session_state
     for name, key in FORM_KEYS.items():
-        if name in request:
-            st.session_state[key] = request[name]
-    st.session_state["img-seed"] = str(request.get("seed", RANDOM_SEED))
-    st.session_state["img-style"] = None  # the stored prompt already has the style applied
-    set_lora_rows([LoraWeight(**lora) for lora in request.get("loras", [])])
+        value = getattr(form, name)
+        state[key] = "" if name in ("prompt", "negative_prompt") and value is None else value
+    state["img-seed"] = RANDOM_SEED if form.seed is None else str(form.seed)
+    set_lora_rows(list(form.loras))
+
+
+def form_defaults() -> None:
+    """The first value of widgets that are drawn without one (see `fill_form`)."""
+    for key, value in FORM_DEFAULTS.items():
+        st.session_state.setdefault(key, value)
 
 
 def set_lora_rows(loras: list[LoraWeight]) -> None:
@@ -76,30 +91,32 @@ def send_to_image_to_image(stored: StoredImage) -> None:
     st.session_state["image_sent"] = stored.path.read_bytes()
 
 
-def follow_job(job, on_cancel) -> None:
-    """Show the queue position, then step i of N with previews, until the job ends; the
-    Cancel button's click interrupts this loop with a rerun."""
-    cancel_slot, panel = st.empty(), st.empty()
-    # A quick job shows no flash of progress, and drawing would slow its first steps.
-    if job.wait(PROGRESS_AFTER_SECONDS):
-        return
-    cancel_slot.button(
-        "Cancel", icon=":material/cancel:", key=f"cancel-{job.id}", on_click=on_cancel, args=(job,)
-    )
-    while not job.finished:
-        with panel.container():
-            progress_panel(job)
-        # Redraw at most a few times a second: drawing competes with the worker for the CPU.
-        if not job.wait(REDRAW_SECONDS):
-            job.wait_for_update(0.5)
-    cancel_slot.empty()
-    panel.empty()
+def job_panel(job, on_cancel) -> None:
+    """Under Generate, where the person is looking: the place in line, then step i of N
+    with a preview, redrawn a few times a second; when the job ends, the page runs again
+    to show the pictures. Drawn at once: the first sign that something happens."""
+    with st.container(key="img-progress"):
+        live_progress(job)
+        st.button(
+            "Cancel",
+            icon=":material/cancel:",
+            key=f"cancel-{job.id}",
+            on_click=on_cancel,
+            args=(job,),
+        )
+
+
+@st.fragment(run_every=REDRAW_SECONDS)
+def live_progress(job) -> None:
+    if job.finished:
+        st.rerun()  # the whole page: the pictures, and the recent images
+    progress_panel(job)
 
 
 def progress_panel(job) -> None:
     if job.status == "queued":
         st.info(waiting_text(job) + ".", icon=":material/schedule:")
-    elif job.status == "running":
+    else:
         st.progress(job.progress.fraction, text=progress_text(job))
         if job.preview is not None:
             st.image(job.preview, caption="Preview", width=256)
@@ -112,6 +129,7 @@ def results_grid(stored: list[StoredImage], key: str) -> None:
             st.image(str(item.path), output_format="PNG")  # the very file, not a JPEG of it
             seed = item.recipe.get("request", {}).get("seed")
             st.caption(f"Seed {seed}")
+            # One button a row: side by side, their words would be cut in narrow columns.
             st.download_button(
                 "Download",
                 item.path.read_bytes(),
@@ -119,19 +137,24 @@ def results_grid(stored: list[StoredImage], key: str) -> None:
                 "image/png",
                 key=f"{key}-download-{index}",
                 icon=":material/download:",
+                width="stretch",
             )
-            left, right = st.columns(2)
-            left.button(
+            st.button(
                 "Use these settings",
                 key=f"{key}-reuse-{index}",
                 on_click=use_settings,
                 args=(item,),
+                icon=":material/tune:",
+                width="stretch",
             )
-            right.button(
-                "Send to image-to-image",
+            st.button(
+                "Change this picture",
                 key=f"{key}-send-{index}",
                 on_click=send_to_image_to_image,
                 args=(item,),
+                icon=":material/add_photo_alternate:",
+                width="stretch",
+                help="Send it to “Start from a picture” (image to image, inpainting)",
             )
             with st.expander("Recipe"):
                 st.code(item.parameters, language=None, wrap_lines=True)
@@ -149,4 +172,5 @@ def recent_grid(stored: list[StoredImage]) -> None:
                 key=f"recent-reuse-{index}",
                 on_click=use_settings,
                 args=(item,),
+                width="stretch",
             )

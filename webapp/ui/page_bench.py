@@ -13,38 +13,46 @@ from webapp.users import local_user
 def text_tool_through_page(
     app_file: Path, tool: str, text: str, model: str, new_tokens: int
 ) -> tuple[int, float]:
-    """Run a text tool in the page (AppTest); tokens made and seconds from Run to done."""
+    """Run a text tool in the page (AppTest); tokens made and seconds from Run to the
+    answer shown (the page draws it live, then once more when it is done)."""
     from streamlit.testing.v1 import AppTest
 
     from webapp.ui.resources import get_services
+    from webapp.ui.text_widgets import advanced_key
 
     app = AppTest.from_file(str(app_file), default_timeout=600).run()
     app.switch_page("app_pages/text_tools.py").run()
     app.button(key=f"open-{tool}").click().run()
-    app.selectbox(key=f"model-{tool}").select(model)
+    app.selectbox(key=f"model-{tool}").select(model).run()
+    preset = get_services().text.tool(tool).preset
     app.text_area(key=f"field-{tool}-text").input(text)
     app.text_input(key=f"seed-{tool}").input("0")
-    app.slider(key=f"temperature-{tool}-Precise").set_value(0.0)
-    app.number_input(key=f"max-tokens-{tool}").set_value(new_tokens)
+    app.slider(key=advanced_key("temperature", tool, model, preset)).set_value(0.0)
+    app.number_input(key=advanced_key("max-tokens", tool, model, preset)).set_value(new_tokens)
     started = time.perf_counter()
     app.button(key=f"FormSubmitter:form-{tool}-Run").click().run()
-    seconds = time.perf_counter() - started
-    if app.exception:
-        raise RuntimeError(f"the page failed: {app.exception}")
     engine = get_services().engine  # the page's engine, owned by its cached resource
     jobs = engine.jobs(local_user(engine.settings))
-    if not jobs:
-        raise RuntimeError(f"the page ran no job: {[e.value for e in app.error]}")
-    job = jobs[0]
-    return job.result().tokens, seconds
+    if app.exception or not jobs:
+        raise RuntimeError(f"the page ran no job: {app.exception or [e.value for e in app.error]}")
+    jobs[0].wait()
+    app.run()
+    seconds = time.perf_counter() - started
+    if app.exception or not app.code:
+        raise RuntimeError(f"the page showed no answer: {app.exception}")
+    return jobs[0].result().tokens, seconds
 
 
 def image_through_page(
     app_file: Path, model: str, prompt: str, steps: int | None, seed: int, stock_wait: bool
 ) -> float:
     """Make one image in Image Studio (AppTest); seconds from Generate to the image shown.
-    Steps None leaves the page's automatic steps, as a person gets them."""
+    Steps None leaves the page's automatic steps, as a person gets them. The page shows
+    the job's progress at once, and the pictures when its live panel sees the job end:
+    here, a run after the job has ended."""
     from streamlit.testing.v1 import AppTest
+
+    from webapp.ui.resources import get_services
 
     app = AppTest.from_file(str(app_file), default_timeout=600).run()
     app.switch_page("app_pages/image_studio.py").run()
@@ -56,9 +64,34 @@ def image_through_page(
     with nullcontext() if stock_wait else script_end_by_join():
         started = time.perf_counter()
         app.button(key="FormSubmitter:image-form-Generate").click().run()
+        run = None
+        if "image_run" in app.session_state:  # none when Generate was refused
+            run = app.session_state["image_run"]
+        if run is not None:
+            run.job.wait()
+            get_services().saver.saved(run.job)
+        app.run()
         seconds = time.perf_counter() - started
     if app.exception or not any("image(s) in" in c.value for c in app.caption):
         raise RuntimeError(f"the page showed no image: {app.exception or app.error}")
+    return seconds
+
+
+def rerun_seconds(app_file: Path, page: str, repeats: int) -> list[float]:
+    """Server time of a page's rerun (AppTest: the script and the drawing of what it
+    sends), after a first run that fills the caches."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(app_file), default_timeout=600).run()
+    app.switch_page(page).run()
+    app.run()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        app.run()
+        seconds.append(time.perf_counter() - started)
+        if app.exception:
+            raise RuntimeError(f"the page failed: {app.exception}")
     return seconds
 
 

@@ -34,15 +34,23 @@ def show_flash() -> None:
         {"success": st.success, "warning": st.warning, "error": st.error}[kind](text)
 
 
-def add_image_model_help(models_dir: Path) -> None:
+def add_image_model_help(models_dir: Path, for_admin: bool) -> None:
+    """What to do when no image model is installed: the steps for an admin, a plain
+    sentence for everyone else."""
+    if not for_admin:
+        st.info(
+            "**No image model is installed yet.** Ask your Atelier admin to add one.",
+            icon=":material/image:",
+        )
+        return
     st.info(
-        "**No image model is installed yet.** To add one, an admin:\n\n"
-        f"1. copies a Stable Diffusion model into the models folder `{models_dir.resolve()}`: "
+        "**No image model is installed yet.** To add one:\n\n"
+        f"1. copy a Stable Diffusion model into the models folder `{models_dir.resolve()}`: "
         "either a diffusers folder (it contains `model_index.json`) or a single "
         "`.safetensors` checkpoint;\n"
-        "2. opens **Models** and presses **Rescan** (or runs `atelier models list`).\n\n"
+        "2. open **Models** and press **Rescan** (or run `atelier models list`).\n\n"
         "Only `.safetensors` weights are accepted: pickle files (`.ckpt`, `.bin`) can run "
-        "code on this server. One-click installs from a model hub come with the model manager.",
+        "code on this server.",
         icon=":material/image:",
     )
 
@@ -73,34 +81,47 @@ def seed_from_text(raw: str | None) -> int | None:
 
 def describe_eta(seconds: float | None) -> str:
     if seconds is None:
-        return "estimating…"
+        return ""
     if seconds < 60:
         return f"about {max(1, round(seconds))} s"
     return f"about {round(seconds / 60)} min"
 
 
 def waiting_text(job) -> str:
-    return f"Waiting: number {job.position or 1} in line, starts in {describe_eta(job.eta_seconds)}"
+    when = describe_eta(job.eta_seconds)
+    starts = f", starts in {when}" if when else ""
+    return f"Waiting: number {job.position or 1} in line{starts}"
 
 
 def progress_text(job) -> str:
-    if job.kind not in ("image", "text"):  # documents and embeddings say what they are doing
-        return f"{job.stage or 'Starting'} · done in {describe_eta(job.eta_seconds)}"
-    image = job.kind == "image"
-    unit = "Step" if image else "Token"
-    total = job.progress.total or (job.request.steps if image else job.request.max_new_tokens)
-    return f"{unit} {job.progress.step} of {total} · done in {describe_eta(job.eta_seconds)}"
+    """A running job in words: steps and the time left for pictures, words so far for text."""
+    if job.kind not in ("image", "text"):  # documents and indexing say what they are doing
+        left = describe_eta(job.eta_seconds)
+        return (job.stage or "Starting…") + (f" · {left} left" if left else "")
+    if job.kind == "text":
+        words = len(job.text.split())
+        return f"Writing: {words} word{'' if words == 1 else 's'} so far" if words else "Starting…"
+    if job.progress.step == 0:
+        return "Starting…"
+    total = job.progress.total or job.request.steps
+    left = describe_eta(job.eta_seconds)
+    return f"Step {job.progress.step} of {total}" + (f" · {left} left" if left else "")
 
 
-def job_card(job, show_owner: bool, can_cancel: bool, on_cancel) -> None:
-    """One job: what it is, its state, place in line or progress, and Cancel."""
+def job_card(job, names: dict[str, str], show_details: bool, can_cancel: bool, on_cancel) -> None:
+    """One job: what it is (the tool, or the person's prompt), its state, place in line or
+    progress, and Cancel. `names`: model -> the name people know it by; `show_details`
+    (admins): the owner and the model's id too."""
     request = job.request
     with st.container(border=True):
         info, state, action = st.columns([5, 3, 1.2])
         with info:
-            owner = f" · {literal_markdown(job.user.display_name)}" if show_owner else ""
+            model = names.get(request.model, request.model)
+            what = JOB_KIND_NAMES.get(job.kind, job.kind.capitalize())
+            owner = literal_markdown(job.user.display_name)
+            details = f" · `{request.model}` · {owner}" if show_details else ""
             st.markdown(
-                f"{STATUS_ICONS[job.status]} **{job.kind.capitalize()}** · `{request.model}`{owner}"
+                f"{STATUS_ICONS[job.status]} **{what}** · {literal_markdown(model)}{details}"
             )
             # The user's own words are shown as plain text, never as markdown or HTML.
             summary = request.summary
@@ -113,7 +134,33 @@ def job_card(job, show_owner: bool, can_cancel: bool, on_cancel) -> None:
             elif job.status == "failed":
                 st.error(job.error or "Failed.")
             else:
-                st.write(job.status.capitalize())
+                st.write(STATUS_WORDS.get(job.status, job.status.capitalize()))
         with action:
             if can_cancel and not job.finished:
                 st.button("Cancel", key=f"cancel-{job.id}", on_click=on_cancel, args=(job.id,))
+
+
+JOB_KIND_NAMES = {
+    "image": "Picture",
+    "text": "Text",
+    "document": "Document",
+    "embedding": "Indexing",
+}
+STATUS_WORDS = {"done": "Done", "cancelled": "Cancelled"}
+
+
+def set_url(**changes: str | int | None) -> None:
+    """Change the page's address in one step (None removes a key): one entry in the
+    browser's history, so Back returns to the state before, and Reload or a shared link
+    opens this one."""
+    current = st.query_params.to_dict()
+    wanted = {**current, **{key: str(value) for key, value in changes.items() if value is not None}}
+    for key, value in changes.items():
+        if value is None:
+            wanted.pop(key, None)
+    if wanted != current:
+        st.query_params.from_dict(wanted)
+
+
+def url_value(key: str) -> str | None:
+    return st.query_params.get(key) or None

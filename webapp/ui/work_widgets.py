@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from webapp.engine import ChatMessage
 from webapp.errors import AtelierError
 from webapp.image_store import StoredImage, thumbnail_at
 from webapp.safe_markdown import literal_markdown
@@ -116,8 +115,5 @@ def use_image_settings(item: ImageItem) -> None:
 
 
 def reopen_chat(item: TextItem) -> None:
-    """The chat back in Text tools, to go on with it (its turns, not its instructions)."""
-    turns = [ChatMessage(m["role"], m["content"]) for m in item.messages if m["role"] != "system"]
-    st.session_state["text_tool"] = item.tool
-    st.session_state["chat_history"] = turns
-    st.switch_page(TEXT_TOOLS)
+    """The chat back in Text tools, to go on with it: its address names the tool and the chat."""
+    st.switch_page(TEXT_TOOLS, query_params={"tool": item.tool, "chat": str(item.id)})
