@@ -228,6 +228,18 @@ def discover(settings: Settings) -> Registry:
     return Registry(models_dir, entries, tuple(problems), lora_entries(models_dir))
 
 
+def inspect_candidate(path: Path) -> ModelEntry | None:
+    """What discovery would make of `path` (a model folder or file about to be added),
+    judged as a model, or as a LoRA when it is a .safetensors file of LoRA weights; pickle
+    weights are never allowed here. None: not a model at all."""
+    entry = _inspect(path, allow_pickle=False)
+    if entry is not None and entry.format == "single-file" and entry.status == BROKEN:
+        lora = _checked(_entry(path, "lora", "safetensors", "unknown"), [path], path.parent)
+        if lora.ready and any("lora" in key.lower() for key in check_weights(path).tensors):
+            return lora
+    return entry
+
+
 def _read_catalog(path: Path, problems: list[str]) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
