@@ -217,9 +217,7 @@ def test_a_name_that_is_taken_is_refused_before_downloading(installer, admin, hu
     assert hub.downloads("safetensors") == []
 
 
-def test_too_little_free_disk_is_refused_before_downloading(
-    installer, admin, hub, monkeypatch
-):
+def test_too_little_free_disk_is_refused_before_downloading(installer, admin, hub, monkeypatch):
     plan = installer.installs.look_up("test-org/little-sd", admin)
     monkeypatch.setattr("webapp.services.installs.free_bytes", lambda folder: 1000)
 

@@ -36,6 +36,7 @@ from webapp.hub.book import (
     InstallBook,
 )
 from webapp.hub.plan import RepoPlan, check_repo_id, check_revision
+from webapp.hub.recommended import Recommendation, read_recommended
 from webapp.model_placing import (
     MODEL_SUFFIXES,
     arrange_download,
@@ -75,6 +76,17 @@ class InstallProgress:
         return min(self.done_bytes / total, 1.0) if total else 0.0
 
 
+@dataclass(frozen=True)
+class RecommendedView:
+    """A recommended model beside this machine: installed, being installed, and whether it
+    fits the memory models may use here."""
+
+    model: Recommendation
+    installed: bool
+    installing: bool
+    fits: bool
+
+
 def free_bytes(folder: Path) -> int:
     return shutil.disk_usage(folder).free
 
@@ -107,6 +119,24 @@ class InstallService:
         self._audit.require_admin(user, kind, action, self._client)
 
     # -- from the Hub ------------------------------------------------------------------------
+
+    def recommended(self, user: User) -> tuple[list[RecommendedView], list[str]]:
+        """The recommended models beside what is installed, and the list's problems."""
+        self._require_admin(user, "models.install", "see the recommended models")
+        listing = read_recommended(self._settings.models_dir)
+        registry = self._engine.registry()
+        budget = self._engine.memory_budget_bytes()
+        installing = {i.name for i in self._book.all() if i.active}
+        views = [
+            RecommendedView(
+                model,
+                installed=model.name in registry.entries or model.name in registry.loras,
+                installing=model.name in installing,
+                fits=model.fits(budget),
+            )
+            for model in listing.models
+        ]
+        return views, list(listing.problems)
 
     def look_up(
         self, repo_id: str, user: User, revision: str | None = None, token: str | None = None
@@ -327,7 +357,9 @@ class InstallService:
     def _finish(
         self, install: Install, user: User, status: str, error: str | None, field: str | None
     ) -> None:
-        self._book.update(install, status=status, error=error, error_field=field, finished_at=time.time())
+        self._book.update(
+            install, status=status, error=error, error_field=field, finished_at=time.time()
+        )
         if status == DONE:
             shutil.rmtree(self._book.root / install.id / "ready", ignore_errors=True)
         outcome = {DONE: "ok", CANCELLED: "cancelled", INTERRUPTED: "interrupted"}.get(
