@@ -35,7 +35,7 @@ DATABASE_SCHEMES = {
 }
 HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-SECRET_SETTINGS = ("database_url",)  # never repeated whole in a message
+SECRET_SETTINGS = ("database_url", "hf_endpoint")  # never repeated whole in a message
 
 
 @dataclass(frozen=True)
@@ -351,7 +351,7 @@ def load_settings(
             source, raw = env_name(key), environ[env_name(key)]
         elif key in from_file:
             source, raw = f"{key} in {config_file}", from_file[key]
-        elif FALLBACK_ENV.get(key) in environ:
+        elif key in FALLBACK_ENV and FALLBACK_ENV[key] in environ:
             source, raw = FALLBACK_ENV[key], environ[FALLBACK_ENV[key]]
         else:
             continue

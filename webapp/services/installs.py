@@ -156,8 +156,14 @@ class InstallService:
         token: str | None = None,
         accept_license: bool = False,
     ) -> Install:
-        """Start downloading a looked-up repo in the background; its record at once."""
+        """Start downloading a looked-up repo in the background; its record at once. An
+        earlier try of the same repo that stopped goes on where it stopped."""
         self._require_admin(user, "models.install", "install models")
+        earlier = self._earlier_try(plan, name or plan.name)
+        if earlier is not None:
+            if plan.needs_acceptance and not accept_license:
+                self._check_start(plan, earlier.name, token, False, retrying=earlier.id)
+            return self.retry(earlier.id, user, token)
         name = self._check_start(plan, name or plan.name, token, accept_license)
         install = self._book.new(
             source=plan.repo_id,
@@ -183,6 +189,18 @@ class InstallService:
         """Look up and install in one call (the CLI)."""
         plan = self.look_up(repo_id, user, revision, token)
         return self.install(plan, user, name=name, token=token, accept_license=accept_license)
+
+    def _earlier_try(self, plan: RepoPlan, name: str) -> Install | None:
+        return next(
+            (
+                earlier
+                for earlier in self._book.all()
+                if earlier.can_retry
+                and (earlier.source, earlier.name) == (plan.repo_id, name)
+                and earlier.plan.get("commit") == plan.commit
+            ),
+            None,
+        )
 
     def retry(self, install_id: str, user: User, token: str | None = None) -> Install:
         """Start a failed, cancelled or interrupted install again; files already verified
