@@ -79,3 +79,16 @@ def test_installs_lists_what_was_installed(env, capsys):
     assert main(["models", "installs", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(row["name"], row["status"]) for row in listed] == [("little-sd", "done")]
+
+
+def test_bench_install_measures_against_snapshot_download_in_the_same_run(env, capsys):
+    code = main(["bench", "install", "--megabytes", "4", "--shards", "2", "--repeats", "1"])
+
+    assert code == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["repo"]["files"] == 5 and figures["repo"]["bytes"] > 4 * 10**6
+    assert len(figures["baseline_snapshot_download_s"]) == len(figures["atelier_install_s"]) == 1
+    assert figures["speed_ratio"] == pytest.approx(
+        figures["baseline_median_s"] / figures["atelier_median_s"], rel=0.01
+    )
+    assert 0 <= figures["progress"]["share_of_install_time"] < 1

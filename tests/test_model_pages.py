@@ -59,9 +59,7 @@ def installed_names(app: AppTest) -> set[str]:
 def test_the_page_shows_the_recommended_models_and_what_fits_this_machine(page):
     table = page.dataframe[1].value
 
-    assert {"Stable Diffusion 1.5", "SDXL base 1.0", "Llama 3.2 3B Instruct"} <= set(
-        table["Model"]
-    )
+    assert {"Stable Diffusion 1.5", "SDXL base 1.0", "Llama 3.2 3B Instruct"} <= set(table["Model"])
     assert set(table["Fits here"]) <= {"yes", "too big"}
     qwen = table[table["Model"] == "Qwen2.5 7B Instruct"].iloc[0]
     assert qwen["Licence"] == "Apache-2.0" and qwen["Memory"] == "≈ 17 GB"
