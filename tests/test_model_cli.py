@@ -92,3 +92,17 @@ def test_bench_install_measures_against_snapshot_download_in_the_same_run(env, c
         figures["baseline_median_s"] / figures["atelier_median_s"], rel=0.01
     )
     assert 0 <= figures["progress"]["share_of_install_time"] < 1
+
+
+def test_doctor_says_where_installs_come_from_and_which_recommended_models_are_missing(
+    env, capsys, hub, monkeypatch
+):
+    monkeypatch.setenv("ATELIER_IMPORT_ROOTS", str(env / "no-such-folder"))
+    main(["doctor", "--json"])
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+
+    assert checks["model hub"]["detail"] == f"installs come from {hub.url}"
+    recommended = checks["recommended models"]["detail"]
+    assert "not installed: Stable Diffusion 1.5, SDXL base 1.0" in recommended
+    assert not checks["import folders"]["ok"] and not checks["import folders"]["required"]
+    assert "no-such-folder" in checks["import folders"]["advice"]
