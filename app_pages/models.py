@@ -171,7 +171,11 @@ def live_installs() -> None:
         install_card(progress, cancel_install, retry_install, dismiss_install)
 
 
-installed_tab, install_tab, import_tab = st.tabs(["Installed", "Install", "Import"])
+# The open tab is kept in the address (?tab=Install): a reload, or the rerun when an install
+# ends, stays on it.
+installed_tab, install_tab, import_tab = st.tabs(
+    ["Installed", "Install", "Import"], key="tab", bind="query-params"
+)
 
 with installed_tab:
     top_left, top_right = st.columns([3, 1])
