@@ -54,6 +54,37 @@ def toggle_pin(name: str, pinned: bool) -> None:
         flash("error", error.message)
 
 
+def toggle_load_at_start(name: str) -> None:
+    try:
+        on = bool(state.get(f"at-start-{name}"))
+        services.models.load_at_start(name, user, on)
+        flash("success", f"{name} {'loads' if on else 'no longer loads'} when Atelier starts.")
+    except AtelierError as error:
+        flash("error", error.message)
+
+
+def make_default(name: str) -> None:
+    try:
+        entry = services.models.set_default(name, user)
+        flash("success", f"{entry.label} is now offered first for {entry.kind}.")
+    except AtelierError as error:
+        flash("error", error.message)
+
+
+def describe(name: str) -> None:
+    try:
+        services.models.describe(
+            name,
+            user,
+            state.get(f"describe-name-{name}", ""),
+            state.get(f"describe-text-{name}", ""),
+            state.get(f"describe-license-{name}", ""),
+        )
+        flash("success", f"Saved the description of {name}.")
+    except AtelierError as error:
+        flash("error", error.message)
+
+
 def delete_model(name: str) -> None:
     try:
         services.installs.remove(name, user)
@@ -202,6 +233,7 @@ with installed_tab:
             "Family": view.entry.family,
             "Size": human_bytes(view.entry.size_bytes),
             "License": view.entry.license or "—",
+            "Default": "yes" if view.entry.default else "",
             "Status": view.entry.status
             if view.entry.ready
             else f"{view.entry.status}: {view.entry.problem}",
@@ -245,6 +277,30 @@ with installed_tab:
             on_click=toggle_pin,
             args=(name, pinned),
         )
+        entry = chosen.entry
+        at_start, default = st.columns(2)
+        at_start.checkbox(
+            "Load at start and keep loaded",
+            value=entry.pin,
+            key=f"at-start-{name}",
+            on_change=toggle_load_at_start,
+            args=(name,),
+        )
+        default.button(
+            f"Offer first for {entry.kind}"
+            if not entry.default
+            else f"Offered first ({entry.kind})",
+            disabled=entry.default,
+            on_click=make_default,
+            args=(name,),
+        )
+        with st.expander("Name, description and licence as people see them"):
+            st.text_input("Display name", value=entry.display_name, key=f"describe-name-{name}")
+            st.text_area(
+                "What it is good for", value=entry.description, key=f"describe-text-{name}"
+            )
+            st.text_input("Licence", value=entry.license, key=f"describe-license-{name}")
+            st.button("Save", key=f"describe-save-{name}", on_click=describe, args=(name,))
 
     removable = [view.entry.name for view in views if view.entry.format != "remote"]
     if removable:

@@ -123,3 +123,27 @@ def test_deleting_asks_for_confirmation_first(page, models_dir):
     assert "Deleted tiny-llm." in texts(page)
     assert "tiny-llm" not in installed_names(page)
     assert not (models_dir / "tiny-llm").exists()
+
+
+def test_an_admin_sets_the_default_model_and_describes_it_and_pages_follow(page, models_dir):
+    page.selectbox[0].select("tiny-llm").run()
+    page.text_input(key="describe-name-tiny-llm").input("House writer")
+    page.text_area(key="describe-text-tiny-llm").input("Our drafts.")
+    page.text_input(key="describe-license-tiny-llm").input("Apache-2.0")
+    button(page, "Save", "describe-save-tiny-llm").click().run()
+    assert "Saved the description of tiny-llm." in texts(page)
+
+    page.selectbox[0].select("tiny-llm").run()
+    button(page, "Offer first for text").click().run()
+    page.checkbox(key="at-start-tiny-llm").check().run()
+
+    entry = get_services().engine.registry().get("tiny-llm")
+    assert (entry.display_name, entry.description, entry.default, entry.pin) == (
+        "House writer",
+        "Our drafts.",
+        True,
+        True,
+    )
+    assert get_services().text.default_model() == "tiny-llm"
+    catalog = (models_dir / "catalog.toml").read_text()
+    assert "tiny-sd" in catalog and "# Descriptions of the models" in catalog

@@ -83,13 +83,16 @@ def build_services(
     engine.add_end_listener(chats.job_ended)
     engine.add_end_listener(record_job_end(team.audit))
     engine.add_submit_check(check_quota(team.audit))
+    models = ModelService(engine, team.audit, client)
+    if client == "page":
+        models.pin_at_start()
     return Services(
         settings=settings,
         engine=engine,
         team=team,
         jobs=JobService(engine, team.audit, client),
         images=ImageService(settings, engine, saver, client),
-        models=ModelService(engine, team.audit, client),
+        models=models,
         installs=InstallService(settings, engine, team.audit, client),
         system=SystemService(settings, engine, team.audit, client),
         text=TextService(settings, engine, chats, client),
