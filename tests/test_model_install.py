@@ -259,3 +259,19 @@ def test_progress_reports_bytes_speed_and_time_left_while_downloading(installer,
 def test_a_member_cannot_install_models(installer, member):
     with pytest.raises(Forbidden):
         installer.installs.look_up("test-org/little-sd", member)
+
+
+@pytest.mark.parametrize(
+    ("link", "shown"),
+    [
+        ("https://example.com/licence", "https://example.com/licence"),
+        ("LICENSE.md", "{hub}/org/m/blob/abc/LICENSE.md"),
+        ("javascript:alert(1)", "{hub}/org/m"),
+        ("https://x.test/a) [b](javascript:1", "{hub}/org/m"),
+        (None, "{hub}/org/m"),
+    ],
+)
+def test_the_licence_link_is_a_web_address_or_the_repo_page(link, shown):
+    from webapp.hub.worker import license_page
+
+    assert license_page(link, "http://hub", "org/m", "abc") == shown.format(hub="http://hub")

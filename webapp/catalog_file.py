@@ -28,8 +28,7 @@ def read_entries(models_dir: Path) -> dict[str, dict[str, Any]]:
         return tomllib.loads(path.read_text(encoding="utf-8")).get("models", {})
     except tomllib.TOMLDecodeError as error:
         raise ValidationError(
-            f"{CATALOG_FILE} in the models dir is not valid TOML ({error}): fix it by hand "
-            "first.",
+            f"{CATALOG_FILE} in the models dir is not valid TOML ({error}): fix it by hand first.",
             field="model",
         ) from None
 

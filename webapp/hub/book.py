@@ -27,6 +27,7 @@ STOPPED_MESSAGE = (
     "Atelier stopped during this install. Press Retry: the files already fetched are kept."
 )
 ACTIVE = (QUEUED, DOWNLOADING, PLACING)
+STALE_SECONDS = 600  # an import or a delete older than this was killed half-way
 STATUSES = (*ACTIVE, DONE, FAILED, CANCELLED, INTERRUPTED)
 
 
@@ -100,6 +101,21 @@ class InstallBook:
 
     def drop_files(self, install: Install) -> None:
         shutil.rmtree(self.files(install), ignore_errors=True)
+
+    def tidy(self, older_than: float = STALE_SECONDS) -> int:
+        """Delete what a killed import or delete left in its folder; returns how many."""
+        if not self.root.is_dir():
+            return 0
+        cutoff, removed = time.time() - older_than, 0
+        for folder in self.root.iterdir():
+            killed = folder.name.startswith(("import-", "removing-"))
+            if killed and folder.lstat().st_mtime < cutoff:
+                if folder.is_dir() and not folder.is_symlink():
+                    shutil.rmtree(folder, ignore_errors=True)
+                else:
+                    folder.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def mark_interrupted(self, running_here: Callable[[str], bool]) -> list[Install]:
         """Installs whose Atelier process has gone (a restart) wait for a Retry, which

@@ -13,6 +13,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -59,13 +60,24 @@ def look_up(repo_id: str, revision: str, endpoint: str, token: str | None) -> Re
         files=tuple(chosen),
         skipped=tuple(skipped),
         license=license_name,
-        license_link=str(card.get("license_link") or f"{endpoint}/{repo_id}"),
+        license_link=license_page(card.get("license_link"), endpoint, repo_id, info.sha),
         gated=bool(info.gated),
         name=default_name(repo_id),
     )
     if plan.gated:
         plan = _with_access(plan, endpoint, token)
     return plan
+
+
+def license_page(link: object, endpoint: str, repo_id: str, commit: str | None) -> str:
+    """Where to read the licence: the card's link if it is a web address, a file of the
+    repo if it names one, else the repo's page (never another kind of link)."""
+    text = str(link or "").strip()
+    if re.match(r"^https?://[^\s()<>]+$", text):
+        return text
+    if re.match(r"^[A-Za-z0-9._/-]+$", text) and ".." not in text:
+        return f"{endpoint}/{repo_id}/blob/{commit or 'main'}/{text.lstrip('/')}"
+    return f"{endpoint}/{repo_id}"
 
 
 def _with_access(plan: RepoPlan, endpoint: str, token: str | None) -> RepoPlan:

@@ -110,6 +110,7 @@ class InstallService:
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
         self._book.mark_interrupted(lambda install_id: install_id in _RUNNING_HERE)
+        self._book.tidy()
 
     @property
     def endpoint(self) -> str:
