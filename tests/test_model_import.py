@@ -3,7 +3,9 @@ deleting them."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -206,3 +208,14 @@ def test_a_member_cannot_import_or_delete(services, member, outside):
         services.installs.import_path(str(outside / "house-sd"), member)
     with pytest.raises(Forbidden):
         services.installs.remove("tiny-sd", member)
+
+
+def test_what_a_killed_import_left_behind_is_removed_at_the_next_start(make_services, models_dir):
+    left = models_dir / ".installs" / "import-0123456789"
+    (left / "ready" / "half").mkdir(parents=True)
+    (left / "ready" / "half" / "model.safetensors").write_bytes(b"\0" * 10)
+    os.utime(left, (time.time() - 3600, time.time() - 3600))
+
+    make_services(models_dir)
+
+    assert not left.exists()

@@ -110,8 +110,10 @@ def test_a_hub_that_is_down_or_unreachable_is_reported_within_seconds(
     assert "503" in down.value.message and down.value.field == "endpoint"
 
     nowhere = make_services(models_dir, hf_endpoint="http://127.0.0.1:9")
+    started = time.monotonic()
     with pytest.raises(AtelierError) as unreachable:
         nowhere.installs.look_up("test-org/little-sd", admin)
+    assert time.monotonic() - started < 15, "no network must be said within seconds"
     assert "Cannot reach" in unreachable.value.message
     assert "ATELIER_HF_ENDPOINT" in unreachable.value.message
 
@@ -275,3 +277,14 @@ def test_the_licence_link_is_a_web_address_or_the_repo_page(link, shown):
     from webapp.hub.worker import license_page
 
     assert license_page(link, "http://hub", "org/m", "abc") == shown.format(hub="http://hub")
+
+
+def test_a_full_disk_is_explained_with_what_to_do():
+    import errno
+
+    from webapp.hub.worker import explain
+
+    for code in (errno.ENOSPC, errno.EDQUOT):
+        error = explain(OSError(code, "No space left on device"), "org/m", "http://hub", None)
+        assert error.field == "disk"
+        assert "disk holding the models dir is full" in error.message and "Retry" in error.message
