@@ -8,8 +8,9 @@ import streamlit as st
 from starlette.middleware import Middleware
 
 from webapp.http_auth import SignInConfig, SignInGate, sign_in_routes
+from webapp.http_health import health_routes
 from webapp.http_security import SecurityMiddleware
-from webapp.ui.resources import get_settings, get_team
+from webapp.ui.resources import get_services, get_settings, get_team
 
 APP_FILE = Path(__file__).resolve().parent / "app.py"
 
@@ -20,5 +21,5 @@ sign_in = SignInConfig(
 app = st.App(
     APP_FILE,
     middleware=[Middleware(SecurityMiddleware), Middleware(SignInGate, config=sign_in)],
-    routes=sign_in_routes(sign_in),
+    routes=[*sign_in_routes(sign_in), *health_routes(get_services, sign_in.base_url)],
 )
