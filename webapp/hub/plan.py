@@ -182,11 +182,14 @@ def _diffusers_files(files: list[HubFile]) -> list[HubFile]:
         chosen.extend(f for f in folder_files if _is_safe_extra(PurePosixPath(f.path)))
         weights = [f for f in folder_files if f.path.endswith(".safetensors")]
         half = [f for f in weights if f.path.endswith(FP16)]
-        full = [f for f in weights if not f.path.endswith(FP16) and ".fp" not in f.path]
+        # Plain names only: not another variant (.fp32, .non_ema, ...) of the same weights.
+        plain = [
+            f for f in weights if "." not in PurePosixPath(f.path).name[: -len(".safetensors")]
+        ]
         if half:
             chosen.extend(_renamed(f, f.path.removesuffix(FP16) + ".safetensors") for f in half)
         else:
-            chosen.extend(full)
+            chosen.extend(plain or weights)
     return chosen
 
 
