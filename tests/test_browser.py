@@ -551,3 +551,46 @@ def test_upload_a_pdf_and_ask_it_a_question_answered_from_cited_pages(page, app_
     page.get_by_text(re.compile(r"^p\. 2$")).first.wait_for()
     if os.environ.get("ATELIER_SCREENSHOTS"):
         page.screenshot(path=os.path.join(os.environ["ATELIER_SCREENSHOTS"], "documents.png"))
+
+
+# -- installing a model ---------------------------------------------------------------------
+
+
+def test_an_admin_installs_a_model_from_the_hub_and_makes_an_image_with_it(
+    browser, tiny_models_dir, tmp_path_factory, tmp_path
+):
+    import sqlite3
+
+    from tests.hub_fixtures import start_hub
+
+    with (
+        start_hub(tiny_models_dir, tmp_path / "repos") as hub,
+        serving(tiny_models_dir, tmp_path_factory, hf_endpoint=hub.url) as (url, env),
+    ):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        page.get_by_role("link", name="Models").click()
+        page.get_by_role("tab", name="Install", exact=True).click()
+        page.get_by_label("Repo id").fill("test-org/little-sd")
+        page.locator(".st-key-look-up-typed button").click()
+        page.get_by_text("Licence:").wait_for()
+        page.get_by_role("button", name="Install", exact=True).click()
+        page.get_by_text("Installed (").wait_for(timeout=180_000)
+
+        page.get_by_role("link", name="Image Studio").click()
+        page.get_by_label("What should the picture show?").fill("a lighthouse")
+        page.get_by_text("Advanced").click()
+        page.locator(".st-key-img-model").click()
+        page.get_by_role("option", name="little-sd").click()
+        # The installed copy has none of tiny-sd's catalog defaults: a small, short picture.
+        page.get_by_label("Steps").fill("4")
+        page.get_by_label("Width").fill("64")
+        page.get_by_label("Height").fill("64")
+        page.get_by_role("button", name="Generate").click()
+        page.get_by_text("image(s) in").wait_for(timeout=180_000)
+        context.close()
+        with sqlite3.connect(Path(env["ATELIER_DATA_DIR"]) / "atelier.db") as database:
+            models = {row[0] for row in database.execute("SELECT model FROM images")}
+        assert models == {"little-sd"}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from webapp.cli_bench import add_bench_parser
 from webapp.cli_documents import add_documents_parser
+from webapp.cli_models import add_models_commands
 from webapp.cli_users import add_users_parser
 from webapp.errors import AtelierError
 from webapp.formatting import human_bytes
@@ -295,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = models_commands.add_parser("list", help="list discovered models")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=cmd_models_list)
+    add_models_commands(models_commands)
 
     test_models = commands.add_parser("make-test-models", help="write tiny random test models")
     test_models.add_argument("dir")

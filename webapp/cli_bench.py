@@ -118,6 +118,14 @@ def cmd_bench_documents(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_install(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.install import bench_install
+
+    result = bench_install(settings, args.megabytes, args.shards, args.repeats, args.port)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def _compare_tree(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compare-tree",
@@ -218,3 +226,13 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
         help="what to measure (each part's figures also go to stderr as soon as they are made)",
     )
     documents.set_defaults(run=cmd_bench_documents)
+
+    install = bench_commands.add_parser(
+        "install",
+        help="install from a Hub on 127.0.0.1 vs a plain snapshot_download; progress's cost",
+    )
+    install.add_argument("--megabytes", type=int, default=512, help="size of the random model")
+    install.add_argument("--shards", type=int, default=4)
+    install.add_argument("--repeats", type=int, default=3)
+    install.add_argument("--port", type=int, default=0, help="the test Hub's port (0: any)")
+    install.set_defaults(run=cmd_bench_install)

@@ -28,7 +28,10 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 CATALOG_FILE = "catalog.toml"
 LORA_DIR = "loras"
-CATALOG_KEYS = {"display_name", "description", "license", "source", "family", "defaults", "demo"}
+CATALOG_KEYS = {
+    "display_name", "description", "license", "source", "family", "defaults", "demo",
+    "default", "pin",
+}  # fmt: skip
 SAFETY_CHECKER = "StableDiffusionSafetyChecker"
 EMBEDDING_MARKERS = ("modules.json", "config_sentence_transformers.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
@@ -60,6 +63,8 @@ class ModelEntry:
     # A text model served elsewhere (format "remote"): its servers.
     server: TextServer | None = None
     demo: bool = False  # a small model for trying Atelier: its answers carry a note
+    default: bool = False  # the model of its kind that pages offer first (an admin's choice)
+    pin: bool = False  # loaded when Atelier starts and kept loaded
 
     @property
     def label(self) -> str:
@@ -98,7 +103,9 @@ class Registry:
         return [*self, *sorted(self.loras.values(), key=lambda entry: entry.name)]
 
     def of_kind(self, kind: str) -> list[ModelEntry]:
-        return [entry for entry in self if entry.kind == kind and entry.ready]
+        """The ready models of a kind, the admin's default first."""
+        ready = [entry for entry in self if entry.kind == kind and entry.ready]
+        return sorted(ready, key=lambda entry: not entry.default)
 
     def get(self, name: str, kind: str | None = None) -> ModelEntry:
         """The ready entry of that name (of that kind, if given), or an error that says
@@ -228,6 +235,18 @@ def discover(settings: Settings) -> Registry:
     return Registry(models_dir, entries, tuple(problems), lora_entries(models_dir))
 
 
+def inspect_candidate(path: Path) -> ModelEntry | None:
+    """What discovery would make of `path` (a model folder or file about to be added),
+    judged as a model, or as a LoRA when it is a .safetensors file of LoRA weights; pickle
+    weights are never allowed here. None: not a model at all."""
+    entry = _inspect(path, allow_pickle=False)
+    if entry is not None and entry.format == "single-file" and entry.status == BROKEN:
+        lora = _checked(_entry(path, "lora", "safetensors", "unknown"), [path], path.parent)
+        if lora.ready and any("lora" in key.lower() for key in check_weights(path).tensors):
+            return lora
+    return entry
+
+
 def _read_catalog(path: Path, problems: list[str]) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
@@ -260,6 +279,8 @@ def _apply_catalog(entry: ModelEntry, info: dict[str, Any]) -> ModelEntry:
         family=info.get("family", entry.family),
         defaults=dict(info.get("defaults", {})),
         demo=info.get("demo") is True,
+        default=info.get("default") is True,
+        pin=info.get("pin") is True,
     )
 
 

@@ -35,7 +35,7 @@ DATABASE_SCHEMES = {
 }
 HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-SECRET_SETTINGS = ("database_url",)  # never repeated whole in a message
+SECRET_SETTINGS = ("database_url", "hf_endpoint")  # never repeated whole in a message
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,11 @@ class Settings:
     admin_emails: tuple[str, ...] = ()
     # Text models served by OpenAI-compatible servers (vLLM…); see webapp/text_servers.py.
     text_servers: tuple[TextServer, ...] = ()
+    # Where admins install models from: the Hugging Face Hub, or a company mirror or proxy
+    # of it (HF_ENDPOINT is honoured when this is not set).
+    hf_endpoint: str = "https://huggingface.co"
+    # Folders on the server that models may be imported from (nothing outside them).
+    import_roots: tuple[Path, ...] = ()
 
     @property
     def database(self) -> str:
@@ -207,6 +212,22 @@ def _networks(value: Any) -> tuple[str, ...]:
     return tuple(networks)
 
 
+def _endpoint(value: Any) -> str:
+    text = str(value).strip().rstrip("/")
+    scheme, separator, rest = text.partition("://")
+    host = rest.split("/", 1)[0]
+    if scheme.lower() not in ("http", "https") or not separator or not host or "@" in host:
+        raise ValueError(
+            "the address of a Hugging Face Hub or of a mirror of it, e.g. "
+            "https://huggingface.co or http://hf-mirror.intranet:8080 (no password in it)"
+        )
+    return text
+
+
+def _folders(value: Any) -> tuple[Path, ...]:
+    return tuple(_path(item) for item in _items(value))
+
+
 def _header(value: Any) -> str:
     text = str(value).strip()
     if not HEADER_NAME.match(text):
@@ -253,7 +274,11 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "trusted_proxies": _networks,
     "admin_emails": _emails,
     "text_servers": parse_text_servers,
+    "hf_endpoint": _endpoint,
+    "import_roots": _folders,
 }
+# Settings that another program's variable gives when Atelier's own is not set.
+FALLBACK_ENV = {"hf_endpoint": "HF_ENDPOINT"}
 
 
 def _shown(key: str, raw: Any) -> str:
@@ -273,7 +298,7 @@ def settings_in_effect(settings: Settings) -> list[tuple[str, str, str]]:
         if isinstance(value, bool):
             shown = str(value).lower()
         elif isinstance(value, tuple):
-            shown = ", ".join(value) or "(none)"
+            shown = ", ".join(str(item) for item in value) or "(none)"
         elif value is None:
             shown = "(automatic)" if field.name != "database_url" else "(SQLite in the data dir)"
         else:
@@ -326,6 +351,8 @@ def load_settings(
             source, raw = env_name(key), environ[env_name(key)]
         elif key in from_file:
             source, raw = f"{key} in {config_file}", from_file[key]
+        elif key in FALLBACK_ENV and FALLBACK_ENV[key] in environ:
+            source, raw = FALLBACK_ENV[key], environ[FALLBACK_ENV[key]]
         else:
             continue
         try:

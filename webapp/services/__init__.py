@@ -13,6 +13,7 @@ from webapp.services.chats import ChatKeeper
 from webapp.services.history import HistoryService
 from webapp.services.image_saving import ImageSaver
 from webapp.services.images import ImageService
+from webapp.services.installs import InstallService
 from webapp.services.job_audit import check_quota, record_job_end
 from webapp.services.jobs import JobService
 from webapp.services.models import ModelService
@@ -30,6 +31,7 @@ class Services:
     jobs: JobService
     images: ImageService
     models: ModelService
+    installs: InstallService
     system: SystemService
     text: TextService
     kits: BrandKitService
@@ -81,13 +83,17 @@ def build_services(
     engine.add_end_listener(chats.job_ended)
     engine.add_end_listener(record_job_end(team.audit))
     engine.add_submit_check(check_quota(team.audit))
+    models = ModelService(engine, team.audit, client)
+    if client == "page":
+        models.pin_at_start()
     return Services(
         settings=settings,
         engine=engine,
         team=team,
         jobs=JobService(engine, team.audit, client),
         images=ImageService(settings, engine, saver, client),
-        models=ModelService(engine, team.audit, client),
+        models=models,
+        installs=InstallService(settings, engine, team.audit, client),
         system=SystemService(settings, engine, team.audit, client),
         text=TextService(settings, engine, chats, client),
         kits=BrandKitService(settings, team.audit, client),

@@ -4,13 +4,20 @@ for an admin's view or action is refused, and the refusal is recorded."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 
+from webapp.catalog_file import update_entries
 from webapp.engine import Engine
+from webapp.errors import AtelierError, ValidationError
 from webapp.loader import ModelStats
 from webapp.registry import ModelEntry, check_model_name
 from webapp.services.audit import AuditService
 from webapp.users import User
+
+log = logging.getLogger(__name__)
+DESCRIPTION_LIMITS = {"display_name": 80, "description": 500, "license": 120}
 
 
 @dataclass(frozen=True)
@@ -60,9 +67,70 @@ class ModelService:
         return self._engine.unload_model(check_model_name(name))
 
     def pin(self, name: str, user: User) -> None:
+        """Load the model and keep it loaded until Atelier stops (or it is unpinned)."""
         self._require_admin(user, "models.pin", "pin models")
         self._engine.pin_model(check_model_name(name))
 
     def unpin(self, name: str, user: User) -> None:
         self._require_admin(user, "models.unpin", "unpin models")
         self._engine.unpin_model(check_model_name(name))
+
+    def load_at_start(self, name: str, user: User, on: bool) -> None:
+        """Pin the model from every start (written in the catalog), and now; or stop."""
+        self._require_admin(user, "models.pin", "pin models")
+        entry = self._engine.registry().get(name)
+        if entry.kind == "lora":
+            raise ValidationError("A LoRA is loaded with its model; pin the model.")
+        if on:
+            self._engine.pin_model(name)
+        else:
+            self._engine.unpin_model(name)
+        self._write(user, {name: {"pin": True if on else None}})
+
+    def set_default(self, name: str, user: User) -> ModelEntry:
+        """Make the model the one its kind's pages offer first."""
+        self._require_admin(user, "models.edit", "choose the default models")
+        entry = self._engine.registry().get(name)
+        others = [e.name for e in self._engine.registry() if e.kind == entry.kind and e.default]
+        changes = {other: {"default": None} for other in others if other != name}
+        self._write(user, {**changes, name: {"default": True}})
+        return self._engine.registry().get(name)
+
+    def describe(
+        self, name: str, user: User, display_name: str, description: str, license: str
+    ) -> ModelEntry:
+        """Change what people see of a model: its name, what it is for, its licence."""
+        self._require_admin(user, "models.edit", "describe models")
+        self._engine.registry().get(name)
+        values = {"display_name": display_name, "description": description, "license": license}
+        for key, value in values.items():
+            if len(value.strip()) > DESCRIPTION_LIMITS[key] or "\x00" in value:
+                label = key.replace("_", " ").capitalize()
+                raise ValidationError(
+                    f"{label} may be up to {DESCRIPTION_LIMITS[key]} characters.", field=key
+                )
+        self._write(user, {name: {k: v.strip() or None for k, v in values.items()}})
+        return self._engine.registry().get(name)
+
+    def pin_at_start(self) -> threading.Thread:
+        """Load the models the catalog pins, one after another, in the background: pages
+        work meanwhile; a model that cannot be loaded is logged and left unloaded."""
+
+        def load() -> None:
+            for entry in self._engine.registry():
+                if entry.pin and entry.ready and entry.kind != "lora":
+                    try:
+                        self._engine.pin_model(entry.name)
+                    except (AtelierError, TimeoutError) as error:
+                        log.warning("pinned model %s was not loaded: %s", entry.name, error)
+
+        thread = threading.Thread(target=load, name="pin-at-start", daemon=True)
+        thread.start()
+        return thread
+
+    def _write(self, user: User, changes: dict[str, dict]) -> None:
+        update_entries(self._engine.registry().models_dir, changes)
+        self._engine.rescan()
+        self._audit.record(
+            user, "models.edit", "ok", client=self._client, parameters={"changes": changes}
+        )

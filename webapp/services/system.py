@@ -13,6 +13,8 @@ from webapp import __version__
 from webapp.device import memory_info
 from webapp.embedded import DEFAULT_TEXT_MODEL, is_prepared
 from webapp.engine import Engine
+from webapp.hub.book import InstallBook
+from webapp.hub.recommended import read_recommended
 from webapp.services.audit import AuditService
 from webapp.settings import Settings, env_name, settings_in_effect
 from webapp.text_tools import load_library
@@ -113,10 +115,11 @@ class SystemService:
                 "image model",
                 any(e.kind == "image" for e in ready),
                 f"{facts['models_found']['image']} image model(s) ready",
-                "Copy a diffusers Stable Diffusion folder (with model_index.json) or a "
-                ".safetensors checkpoint into the models dir, then rescan.",
+                "Install one on the Models page (Install tab), or run "
+                "`atelier models install stabilityai/sd-turbo --accept-license`.",
                 required=False,
             ),
+            *self._model_manager_checks(registry),
         ]
         if self._settings.safety_checker:
             checkers = [e for e in ready if e.kind == "safety"]
@@ -161,6 +164,48 @@ class SystemService:
             for problem in library.problems
         )
         return DoctorReport(facts=facts, checks=checks)
+
+    def _model_manager_checks(self, registry) -> list[Check]:
+        """Where installs come from (no network is used here), which recommended models are
+        installed or missing, installs that need a Retry, and the import folders."""
+        settings = self._settings
+        installed = set(registry.entries) | set(registry.loras)
+        listing = read_recommended(settings.models_dir)
+        have = [m.display_name for m in listing.models if m.name in installed]
+        missing = [m.display_name for m in listing.models if m.name not in installed]
+        checks = [
+            Check("model hub", True, f"installs come from {settings.hf_endpoint}"),
+            Check(
+                "recommended models",
+                True,
+                f"installed: {', '.join(have) or 'none'}; not installed: "
+                f"{', '.join(missing) or 'none'}",
+            ),
+            *(Check("recommended list", False, p, required=False) for p in listing.problems),
+        ]
+        for install in InstallBook(settings.models_dir).all():
+            if install.status in ("failed", "interrupted"):
+                checks.append(
+                    Check(
+                        f"install {install.name}",
+                        False,
+                        f"{install.status}: {install.error}",
+                        "Retry it on the Models page, or run `atelier models install "
+                        f"{install.source}` again (it goes on where it stopped).",
+                        required=False,
+                    )
+                )
+        absent = [str(root) for root in settings.import_roots if not root.is_dir()]
+        checks.append(
+            Check(
+                "import folders",
+                not absent,
+                ", ".join(map(str, settings.import_roots)) or "none set (uploads still work)",
+                f"Create {', '.join(absent)} or remove it from {env_name('import_roots')}.",
+                required=False,
+            )
+        )
+        return checks
 
     def _models_dir_check(self) -> Check:
         folder = self._settings.models_dir

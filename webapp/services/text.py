@@ -132,8 +132,10 @@ class TextService:
         return self._engine.registry().of_kind("text")
 
     def default_model(self, tool: Tool | None = None) -> str:
-        names = [entry.name for entry in self._engine.registry().of_kind("text")]
-        for candidate in (tool.preferred_model if tool else "", DEFAULT_TEXT_MODEL):
+        ready = self._engine.registry().of_kind("text")
+        names = [entry.name for entry in ready]
+        chosen = next((entry.name for entry in ready if entry.default), "")
+        for candidate in (tool.preferred_model if tool else "", chosen, DEFAULT_TEXT_MODEL):
             if candidate and candidate in names:
                 return candidate
         if not names:
