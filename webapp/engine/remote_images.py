@@ -151,7 +151,7 @@ class RemoteImages:
         """Send a batch to the cluster, streaming from a thread of its own."""
         with self._lock:
             self._busy += 1
-        batch = _batch(jobs)
+        batch = remote_batch(jobs)
         threading.Thread(
             target=self._serve,
             args=(jobs, batch, total_steps),
@@ -224,7 +224,8 @@ CLUSTER_FAILED = (
 )
 
 
-def _batch(jobs: list[Job]) -> RayBatch:
+def remote_batch(jobs: list[Job]) -> RayBatch:
+    """The jobs of one batch as the replica reads them."""
     first: ImageRequest = jobs[0].request
     rows = tuple(
         ImageRow(r.prompt, r.negative_prompt, r.seed + i, r.init_image, r.mask)
