@@ -88,6 +88,18 @@ def test_an_address_where_nothing_answers_is_named_at_submit_and_on_the_queue(
     assert any(NOTHING_THERE in notice for notice in engine.notices())
 
 
+def test_the_doctor_names_an_image_cluster_that_cannot_be_used(make_services, tiny_models_dir):
+    services = make_services(
+        tiny_models_dir, ray_address=NOTHING_THERE, ray_replicas=2, ray_gpus_per_replica=0
+    )
+    wait_for(ClusterState.DOWN, services.engine, 30)
+    report = services.system.doctor()
+    check = next(check for check in report.checks if check.name == "image cluster")
+    assert not check.ok and check.required and not report.healthy
+    assert NOTHING_THERE in check.detail and "nothing answers" in check.detail
+    assert "ray start --head" in check.advice
+
+
 def test_with_the_fallback_on_images_are_made_here_while_the_cluster_is_away(
     engines, tiny_models_dir
 ):
