@@ -101,14 +101,6 @@ class ImageReplica:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="atelier-replica")
         self._name = _replica_name()
 
-    def ping(self) -> dict[str, Any]:
-        """Who answers, on which device, with which models loaded (for the doctor)."""
-        return {
-            "replica": self._name,
-            "device": str(self.manager.device),
-            "models": [stats.name for stats in self.manager.stats()],
-        }
-
     async def generate(self, batch: RayBatch) -> AsyncIterator[Any]:
         """The events of one batch, as they happen."""
         loop = asyncio.get_running_loop()
@@ -119,7 +111,8 @@ class ImageReplica:
             loop.call_soon_threadsafe(events.put_nowait, event)
 
         yield Started(self._name)
-        running = loop.run_in_executor(self._executor, self._run, batch, send, stop)
+        # The next batch waits for this one on the replica's one thread.
+        loop.run_in_executor(self._executor, self._run, batch, send, stop)
         try:
             while True:
                 event = await events.get()
@@ -128,7 +121,6 @@ class ImageReplica:
                     break
         finally:
             stop.set()  # cancelled or closed: the pipeline stops at its next step
-            del running  # the next batch waits for it on the replica's one thread
 
     def _run(self, batch: RayBatch, send, stop: threading.Event) -> None:
         """On the replica's one thread: the batch, from load to pictures."""
