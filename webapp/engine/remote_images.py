@@ -58,11 +58,13 @@ class RemoteImages:
         self._handle: Any = None
         self._busy = 0
         self._placements: dict[str, str] = {}  # job id -> replica id
+        self._settled = threading.Event()  # set when a connection attempt has ended
         self._connect_in_background()
 
     # -- the cluster ------------------------------------------------------------------------
 
     def _connect_in_background(self) -> None:
+        self._settled.clear()
         threading.Thread(target=self._connect, name="atelier-ray-connect", daemon=True).start()
 
     def _connect(self) -> None:
@@ -81,7 +83,13 @@ class RemoteImages:
             with self._lock:
                 self._state, self._handle, self._problem = ClusterState.UP, handle, ""
         finally:
+            self._settled.set()
             self.engine.wake()
+
+    def wait_settled(self, timeout: float) -> ClusterState:
+        """The state once the connection attempt under way has ended (or `timeout` passed)."""
+        self._settled.wait(timeout)
+        return self.state
 
     @property
     def state(self) -> ClusterState:

@@ -48,6 +48,9 @@ class DoctorReport:
         }
 
 
+CLUSTER_WAIT_SECONDS = 60  # how long the doctor waits for the image cluster to answer
+
+
 class SystemService:
     def __init__(
         self,
@@ -167,7 +170,9 @@ class SystemService:
         return DoctorReport(facts=facts, checks=checks)
 
     def _image_cluster_check(self) -> Check:
-        status = self._engine.lane("image").remote.status()
+        remote = self._engine.lane("image").remote
+        remote.wait_settled(CLUSTER_WAIT_SECONDS)  # the doctor may run right after start
+        status = remote.status()
         detail = f"{status['address']}: {status['state']}, {status['replicas']} replica(s)"
         if status["problem"]:
             detail += f" ({status['problem']})"
