@@ -11,7 +11,13 @@ import time
 import numpy as np
 import pytest
 
-from webapp.backends.ray_images import ImageReplica, RayBatch, Step, replica_settings
+from webapp.backends.ray_images import (
+    Failed,
+    ImageReplica,
+    RayBatch,
+    Step,
+    replica_settings,
+)
 from webapp.engine import ImageRequest, Job, JobStatus
 from webapp.engine.factory import build_engine
 from webapp.engine.remote_images import ClusterState, remote_batch
@@ -226,6 +232,20 @@ def test_a_cancelled_batch_stops_at_its_next_step_and_the_replica_takes_the_next
     alone, after_a_cancel = asyncio.run(scenario())
     # Not stopped, the 148 steps left would come first: about 37 times `alone`.
     assert after_a_cancel < 5 * alone + 1
+
+
+def test_a_model_the_replicas_do_not_have_fails_with_a_message(tmp_path):
+    """A replica whose models folder lacks the model (not the shared folder Atelier reads)."""
+    (tmp_path / "models").mkdir()
+    replica = ImageReplica(replica_settings(Settings(models_dir=tmp_path / "models")))
+
+    async def events() -> list:
+        return [event async for event in replica.generate(_ray_batch(steps=2))]
+
+    *_, last = asyncio.run(events())
+    assert isinstance(last, Failed)
+    assert last.message.startswith("On the image cluster:") and "tiny-sd" in last.message
+    assert "same models folder" in last.message and "tell your Atelier admin" in last.message
 
 
 def _ray_batch(steps: int) -> RayBatch:

@@ -175,8 +175,13 @@ class ImageReplica:
 
 def _failure(error: Exception) -> str:
     from webapp.engine.core import failure_message
-    from webapp.errors import AtelierError
+    from webapp.errors import AtelierError, ModelNotFound
 
+    if isinstance(error, ModelNotFound):
+        return (
+            f"On the image cluster: {error.message} Its machines must see the same models "
+            "folder as Atelier: tell your Atelier admin (docs/deploy.md explains)."
+        )
     if isinstance(error, AtelierError):
         return f"On the image cluster: {error.message}"
     log.exception("an image batch failed on this replica")
