@@ -30,6 +30,8 @@ names = {entry.name: entry.label for entry in services.models.ready_models(user)
 @st.fragment(run_every=1.0)
 def live_queue() -> None:
     view = services.jobs.everyones_queue(user) if everyone else services.jobs.my_queue(user)
+    for notice in view.notices:
+        st.warning(notice)
     waiting, running = st.columns(2)
     waiting.metric("Waiting", view.waiting)
     running.metric("Running", view.running)

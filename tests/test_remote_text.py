@@ -10,6 +10,7 @@ from tests.openai_fake import FakeTextServer
 from webapp.engine import ChatMessage, JobFailed, JobStatus, TextRequest
 from webapp.engine.factory import build_engine
 from webapp.errors import ModelLoadError, ValidationError
+from webapp.services.system import text_server_checks
 from webapp.settings import Settings
 from webapp.text_servers import parse_text_servers
 from webapp.users import User
@@ -127,3 +128,21 @@ def test_a_server_that_does_not_answer_at_all_says_so_at_submit(served):
         url_engine = served(server)
     with pytest.raises(ModelLoadError, match="No text server for 'remote' is answering"):
         url_engine.submit(request(), ADA)
+
+
+def test_the_doctor_checks_each_replica_answers_and_serves_the_model():
+    with (
+        FakeTextServer() as good,
+        FakeTextServer(model="something-else") as wrong,
+        FakeTextServer() as html,
+    ):
+        html.other_protocol = True
+        gone = "http://127.0.0.1:8648/v1"  # a port of this project's range; nothing there
+        config = [{"model": "remote", "served_model": "served",
+                   "urls": [good.url, wrong.url, html.url, gone]}]  # fmt: skip
+        settings = Settings(text_servers=parse_text_servers(config))
+        checks = {check.name.rsplit(" at ", 1)[1]: check for check in text_server_checks(settings)}
+    assert checks[good.url].ok and "serves served" in checks[good.url].detail
+    assert not checks[wrong.url].ok and "something-else" in checks[wrong.url].detail
+    assert not checks[html.url].ok and "does not speak the OpenAI API" in checks[html.url].detail
+    assert not checks[gone].ok and "does not answer" in checks[gone].detail

@@ -149,6 +149,10 @@ def test_lists_come_from_toml_lists_too(tmp_path):
         ("ATELIER_PROXY_HEADER", "X User: x", "HTTP header name"),
         ("ATELIER_TRUSTED_PROXIES", "10.0.0.5, proxy.local", "'proxy.local' is neither"),
         ("ATELIER_ADMIN_EMAILS", "boss", "'boss' is not one"),
+        ("ATELIER_RAY_ADDRESS", "ray://10.0.0.2:10001", "host:port of the Ray cluster's head"),
+        ("ATELIER_RAY_ADDRESS", "10.0.0.2", "host:port of the Ray cluster's head"),
+        ("ATELIER_RAY_REPLICAS", "0", "whole number of 1 or more"),
+        ("ATELIER_RAY_GPUS_PER_REPLICA", "-1", "fractions share a device"),
     ],
 )
 def test_bad_account_settings_name_the_variable_and_what_is_allowed(variable, value, allowed):
@@ -170,3 +174,12 @@ def test_a_bad_database_url_is_repeated_without_its_password():
 def test_proxy_mode_needs_the_proxy_addresses():
     with pytest.raises(SettingsError, match="ATELIER_TRUSTED_PROXIES is empty"):
         load_settings(environ={"ATELIER_AUTH_MODE": "proxy"}, config_file=NO_FILE)
+
+
+def test_a_ray_cluster_is_named_by_its_heads_address_and_replicas_may_share_a_gpu():
+    settings = load_settings(
+        environ={"ATELIER_RAY_ADDRESS": " 10.0.0.2:6379 ", "ATELIER_RAY_GPUS_PER_REPLICA": "0.5"},
+        config_file=NO_FILE,
+    )
+    assert settings.ray_address == "10.0.0.2:6379" and settings.ray_gpus_per_replica == 0.5
+    assert load_settings(environ={}, config_file=NO_FILE).ray_address == ""

@@ -126,6 +126,29 @@ def cmd_bench_install(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_remote(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.remote import RemoteBench, bench_remote
+
+    bench = RemoteBench(
+        image_model=args.image_model,
+        users=args.users,
+        size=args.size,
+        steps=args.steps,
+        ray_address=args.ray_address,
+        ray_cpus=args.ray_cpus,
+        ray_replicas=args.ray_replicas,
+        ray_gpus_per_replica=args.ray_gpus_per_replica,
+        ray_cpus_per_replica=args.ray_cpus_per_replica,
+        text_url=args.text_url,
+        served_model=args.served_model,
+        text_users=args.text_users,
+        new_tokens=args.new_tokens,
+        repeats=args.repeats,
+    )
+    print(json.dumps(bench_remote(settings, bench), indent=2))
+    return 0
+
+
 def _compare_tree(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compare-tree",
@@ -177,6 +200,30 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
         help="also transformers' own continuous-batching manager (slow on a CPU)",
     )
     text.set_defaults(run=cmd_bench_text)
+
+    remote = bench_commands.add_parser(
+        "remote",
+        help="Ray Serve images vs the local lane; Atelier's remote text vs the server direct",
+    )
+    remote.add_argument("--image-model", default="tiny-sd")
+    remote.add_argument("--users", type=int, default=8, help="people making an image at once")
+    remote.add_argument("--size", type=int, default=64)
+    remote.add_argument("--steps", type=int, default=10)
+    remote.add_argument(
+        "--ray-address", default="", help="host:port of a Ray head (default: a local cluster)"
+    )
+    remote.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the local cluster")
+    remote.add_argument("--ray-replicas", type=int, default=2)
+    remote.add_argument("--ray-gpus-per-replica", type=float, default=0.0)
+    remote.add_argument("--ray-cpus-per-replica", type=float, default=0.5)
+    remote.add_argument(
+        "--text-url", default="", help="an OpenAI-compatible server's /v1 URL (vLLM)"
+    )
+    remote.add_argument("--served-model", default="", help="the model name the server knows")
+    remote.add_argument("--text-users", type=int, default=8)
+    remote.add_argument("--new-tokens", type=int, default=64)
+    remote.add_argument("--repeats", type=int, default=3)
+    remote.set_defaults(run=cmd_bench_remote)
 
     dtype = bench_commands.add_parser(
         "dtype", help="the text tools' answers in float32 and bfloat16, side by side"

@@ -1,4 +1,5 @@
-"""Atelier is offline first: the Hugging Face libraries are told never to reach a hub.
+"""Atelier is offline first: the Hugging Face libraries are told never to reach a hub, and
+Ray never to send its usage report.
 
 The CLI and the app call `use_offline_environment()` first thing: the libraries read these
 variables when they are imported.
@@ -13,6 +14,7 @@ OFFLINE_ENVIRONMENT = {
     "TRANSFORMERS_OFFLINE": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "DISABLE_TELEMETRY": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",  # Ray's usage report to its makers (ATELIER_RAY_ADDRESS)
 }
 
 

@@ -90,6 +90,15 @@ class Settings:
     hf_endpoint: str = "https://huggingface.co"
     # Folders on the server that models may be imported from (nothing outside them).
     import_roots: tuple[Path, ...] = ()
+    # Images on a Ray cluster (webapp/backends/ray_images.py): host:port of its head (the
+    # GCS, e.g. 10.0.0.2:6379). Empty makes images on this server's own device.
+    ray_address: str = ""
+    ray_replicas: int = 1  # replicas of the image deployment, each one batch at a time
+    ray_gpus_per_replica: float = 1.0  # 0 for CPU replicas (tests)
+    ray_cpus_per_replica: float = 1.0
+    # When the cluster cannot be reached: make images on this server's device instead of
+    # failing them with a message.
+    ray_fallback_local: bool = False
 
     @property
     def database(self) -> str:
@@ -193,6 +202,29 @@ def _database_url(value: Any) -> str | None:
     return f"{DATABASE_SCHEMES[scheme.lower()]}://{rest}"
 
 
+def _ray_address(value: Any) -> str:
+    text = str(value).strip()
+    if not text:
+        return ""
+    host, separator, port = text.rpartition(":")
+    if not separator or not host or "/" in text or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            "host:port of the Ray cluster's head (e.g. 10.0.0.2:6379), or empty for images "
+            "on this server's device"
+        )
+    return text
+
+
+def _resources(value: Any) -> float:
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        number = -1.0
+    if not number >= 0 or isinstance(value, bool):
+        raise ValueError("a number of 0 or more (fractions share a device, e.g. 0.5)")
+    return number
+
+
 def _items(value: Any) -> list[str]:
     """A TOML list, or a comma-separated string (from the environment)."""
     items = value if isinstance(value, list | tuple) else str(value).split(",")
@@ -276,6 +308,11 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "text_servers": parse_text_servers,
     "hf_endpoint": _endpoint,
     "import_roots": _folders,
+    "ray_address": _ray_address,
+    "ray_replicas": _positive_int,
+    "ray_gpus_per_replica": _resources,
+    "ray_cpus_per_replica": _resources,
+    "ray_fallback_local": _bool,
 }
 # Settings that another program's variable gives when Atelier's own is not set.
 FALLBACK_ENV = {"hf_endpoint": "HF_ENDPOINT"}

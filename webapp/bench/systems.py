@@ -221,9 +221,23 @@ def _sample_value(field) -> Any:
 def engine_text(arguments: dict[str, Any]) -> dict[str, Any]:
     """The engine alone in its process, people submitting from their own threads (as page
     threads do): one stream, then everyone at once; times from submission."""
+    return _engine_text(_build_engine(_settings(arguments)), arguments)
+
+
+def remote_engine_text(arguments: dict[str, Any]) -> dict[str, Any]:
+    """`engine_text` for a model served by OpenAI-compatible servers (vLLM)."""
+    from dataclasses import replace
+
+    from webapp.text_servers import parse_text_servers
+
+    servers = parse_text_servers(arguments["text_servers"])
+    settings = replace(_settings(arguments), text_servers=servers)
+    return _engine_text(_build_engine(settings), arguments)
+
+
+def _engine_text(engine, arguments: dict[str, Any]) -> dict[str, Any]:
     from webapp.engine import ChatMessage, TextRequest
 
-    engine = _build_engine(_settings(arguments))
     users = _users(arguments["users"])
     new_tokens = arguments["new_tokens"]
 
@@ -245,6 +259,39 @@ def engine_text(arguments: dict[str, Any]) -> dict[str, Any]:
         makespan = _together(len(users), lambda i: done.update({i: serve(i)}))
     finally:
         engine.shutdown()
+    return _text_figures(single, single_tokens, single_first, makespan, done)
+
+
+def direct_text(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The same chats sent straight to an OpenAI-compatible server, streamed, from one
+    thread per person: what Atelier's remote path is measured against."""
+    from webapp.backends import openai_server
+
+    url, model = arguments["url"], arguments["served_model"]
+    new_tokens = arguments["new_tokens"]
+
+    def serve(index: int, tokens: int = new_tokens) -> tuple[int, float]:
+        body = {"model": model, "messages": chat_prompt(index), "max_tokens": tokens,
+                "temperature": 0.0, "seed": 0}  # fmt: skip
+        started, first, count = time.perf_counter(), None, 0
+        for chunk in openai_server.stream_chat(url, body):
+            for choice in chunk.get("choices") or []:
+                if (choice.get("delta") or {}).get("content"):
+                    first = first or time.perf_counter() - started
+                    count += 1
+            count = (chunk.get("usage") or {}).get("completion_tokens") or count
+        return count, first or 0.0
+
+    serve(0, 4)
+    done: dict[int, Any] = {}
+    single = _together(1, lambda i: done.update({i: serve(i)}))
+    single_tokens, single_first = done[0]
+    done.clear()
+    makespan = _together(arguments["users"], lambda i: done.update({i: serve(i)}))
+    return _text_figures(single, single_tokens, single_first, makespan, done)
+
+
+def _text_figures(single, single_tokens, single_first, makespan, done) -> dict[str, Any]:
     return {
         "single_tokens": single_tokens,
         "single_tok_s": single_tokens / single,
@@ -333,16 +380,56 @@ def plain_images(arguments: dict[str, Any]) -> dict[str, Any]:
 def engine_images(arguments: dict[str, Any]) -> dict[str, Any]:
     """The engine alone in its process: one person's image, then everyone pressing Generate
     at the same moment; times from submission."""
-    engine = _build_engine(_settings(arguments))
-    users = _users(arguments["users"])
+    return _engine_images(_build_engine(_settings(arguments)), arguments, warm_up=1)
+
+
+def ray_images(arguments: dict[str, Any]) -> dict[str, Any]:
+    """`engine_images` with the image lane sending to Ray Serve replicas: on the cluster at
+    `ray_address`, or on a cluster of this process's own (`ray_cpus` CPUs, no dashboard)."""
+    from dataclasses import replace
+
+    import ray
+    from ray import serve
+
+    from webapp.engine.remote_images import ClusterState
+
+    address = arguments.get("ray_address") or ""
+    if not address:
+        ray.init(num_cpus=arguments["ray_cpus"], include_dashboard=False,
+                 logging_level="ERROR", log_to_driver=False)  # fmt: skip
+        address = ray.get_runtime_context().gcs_address
+    settings = replace(
+        _settings(arguments),
+        ray_address=address,
+        ray_replicas=arguments["ray_replicas"],
+        ray_gpus_per_replica=arguments["ray_gpus_per_replica"],
+        ray_cpus_per_replica=arguments["ray_cpus_per_replica"],
+    )
+    engine = _build_engine(settings)
+    try:
+        remote = engine.lane("image").remote
+        deadline = time.monotonic() + 600
+        while remote.state == ClusterState.CONNECTING and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if remote.state != ClusterState.UP:
+            raise RuntimeError(f"the Ray cluster is not usable: {remote.status()}")
+        return _engine_images(engine, arguments, warm_up=arguments["ray_replicas"])
+    finally:
+        if not arguments.get("ray_address"):
+            serve.shutdown()
+            ray.shutdown()
+
+
+def _engine_images(engine, arguments: dict[str, Any], warm_up: int) -> dict[str, float]:
+    users = _users(max(arguments["users"], warm_up))
 
     def serve(index: int) -> None:
         engine.submit(_image_request(arguments, index), users[index]).result(3600)
 
     try:
-        serve(0)  # warm-up: loads the model on the worker
+        _together(warm_up, serve)  # warm-up: loads the model (on every replica)
         lone = _together(1, serve)
-        makespan = _together(len(users), serve)
+        makespan = _together(arguments["users"], serve)
     finally:
         engine.shutdown()
     return {"lone_s": lone, "makespan_s": makespan}
@@ -423,6 +510,9 @@ SYSTEMS = {
     "page_text": page_text,
     "plain_images": plain_images,
     "engine_images": engine_images,
+    "ray_images": ray_images,
+    "remote_engine_text": remote_engine_text,
+    "direct_text": direct_text,
     "engine_mixed": engine_mixed,
 }
 

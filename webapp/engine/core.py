@@ -154,6 +154,13 @@ class Engine:
             self._estimate()
             return job
 
+    def lane(self, kind: str) -> Lane:
+        return self._lanes[kind]
+
+    def notices(self) -> list[str]:
+        """What people should know about the engine's lanes now (a backend that is down)."""
+        return [notice for lane in self._lanes.values() for notice in lane.notices()]
+
     def queue_length(self) -> int:
         with self._lock:
             return len(self._queue)

@@ -1,5 +1,6 @@
 """The image lane: batches of compatible image jobs from every person, one pipeline call each,
-with one random generator per image, progress and previews, and cancel at the next step."""
+with one random generator per image, progress and previews, and cancel at the next step.
+With a Ray cluster set (`remote_images.py`), the batches are made there instead."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from webapp.backends.diffusion import BatchSettings, ImageRow
 from webapp.engine.core import Engine, failure_message
 from webapp.engine.jobs import ImageResult, Job, JobStatus, Progress
 from webapp.engine.lane import Lane
+from webapp.engine.remote_images import ClusterState, RemoteImages
 from webapp.engine.requests import ImageRequest
 from webapp.errors import AtelierError
 from webapp.registry import lora_path
@@ -76,6 +78,9 @@ class ImageLane(Lane):
         self._run_images = runner or diffusion.generate_images
         self._preview = preview or diffusion.latent_preview
         self._gather_seconds = gather_seconds
+        settings = engine.settings
+        self.remote = RemoteImages(engine, settings) if settings.ray_address else None
+        self._fallback = settings.ray_fallback_local
 
     # -- at submit --------------------------------------------------------------------------
 
@@ -89,6 +94,20 @@ class ImageLane(Lane):
                 "The NSFW safety checker is turned on but its weights are not installed, so "
                 "no image can be made. Tell your Atelier admin (`atelier doctor` explains)."
             )
+        if self.remote is not None:
+            self.remote.try_again_if_down()
+            if self.remote.state == ClusterState.DOWN and not self._fallback:
+                raise AtelierError(self.remote.unreachable_message())
+
+    def notices(self) -> list[str]:
+        if self.remote is None or self.remote.state != ClusterState.DOWN:
+            return []
+        if self._fallback:
+            return [
+                f"The image cluster at {self.remote.address} cannot be used now; images are "
+                "made on this server meanwhile, more slowly."
+            ]
+        return [self.remote.unreachable_message()]
 
     # -- on the worker ----------------------------------------------------------------------
 
@@ -98,15 +117,47 @@ class ImageLane(Lane):
         queued = self.engine.queued(self.kind)
         if not queued:
             return None
+        if self.remote is not None:
+            state = self.remote.state
+            if state == ClusterState.CONNECTING:
+                return self.remote.seconds_to_connect()
+            if state == ClusterState.UP and not self.remote.free_slots():
+                return None  # a dispatch thread wakes the worker when a replica is free
+            if state == ClusterState.DOWN and not self._fallback:
+                return 0.0  # tell the waiting jobs at once
         if sum(batch_units(job) for job in queued) >= self.capacity:
             return 0.0
         oldest = min(job.submitted_at for job in queued)
         return max(0.0, oldest + self._gather_seconds - now)
 
     def step(self, nested: bool) -> None:
+        if self.remote is not None and self._step_remote():
+            return
         jobs = self.engine.take(self.kind, batch_key, self.capacity, units=batch_units)
         if jobs:
             self._run(jobs)
+
+    def _step_remote(self) -> bool:
+        """Send the next batch to a free replica, or fail the waiting jobs when the cluster
+        cannot be used; False when they are to be made here instead (the fallback)."""
+        state = self.remote.state
+        if state == ClusterState.DOWN:
+            if self._fallback:
+                return False
+            for job in self.engine.take(self.kind, batch_key, self.capacity, units=batch_units):
+                job._finish(JobStatus.FAILED, error=self.remote.unreachable_message())
+            return True
+        free = self.remote.free_slots()
+        if state != ClusterState.UP or not free:
+            return True
+        # Spread what waits over the free replicas: two people's jobs on two replicas end
+        # sooner than both on one.
+        waiting = sum(batch_units(job) for job in self.engine.queued(self.kind))
+        share = min(self.capacity, max(1, math.ceil(waiting / free)))
+        jobs = self.engine.take(self.kind, batch_key, share, units=batch_units)
+        if jobs:
+            self.remote.start(jobs, effective_steps(jobs[0].request))
+        return True
 
     def _run(self, jobs: list[Job]) -> None:
         """Run jobs as one pipeline call; on failure split the batch in halves and retry, so a

@@ -46,6 +46,11 @@ class Lane(ABC):
         work at the next step. Called with the engine's lock held."""
         return None
 
+    def notices(self) -> list[str]:
+        """What people should know about this lane now, in words (a cluster that cannot be
+        reached). Called from any thread: look, don't work."""
+        return []
+
     def release(self) -> None:
         """Drop what the lane holds between steps (a model kept loaded, a cache)."""
         return None

@@ -19,6 +19,8 @@ class QueueView:
     waiting: int
     running: int
     jobs: list[Job]
+    # What people should know now, in words: an image cluster that cannot be reached.
+    notices: tuple[str, ...] = ()
 
 
 class JobService:
@@ -29,7 +31,10 @@ class JobService:
 
     def my_queue(self, user: User) -> QueueView:
         return QueueView(
-            self._engine.queue_length(), self._engine.running_count(), self._engine.jobs(user)
+            self._engine.queue_length(),
+            self._engine.running_count(),
+            self._engine.jobs(user),
+            tuple(self._engine.notices()),
         )
 
     def everyones_queue(self, user: User) -> QueueView:
@@ -38,6 +43,7 @@ class JobService:
             self._engine.queue_length(),
             self._engine.running_count(),
             self._engine.jobs(user, everyone=True),
+            tuple(self._engine.notices()),
         )
 
     def job(self, job_id: str, user: User) -> Job:

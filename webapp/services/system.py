@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from webapp import __version__
+from webapp.backends import openai_server
 from webapp.device import memory_info
 from webapp.embedded import DEFAULT_TEXT_MODEL, is_prepared
 from webapp.engine import Engine
@@ -47,6 +48,9 @@ class DoctorReport:
             "checks": [asdict(c) for c in self.checks],
             "healthy": self.healthy,
         }
+
+
+CLUSTER_WAIT_SECONDS = 60  # how long the doctor waits for the image cluster to answer
 
 
 class SystemService:
@@ -144,6 +148,9 @@ class SystemService:
                     )
                 )
         checks.extend(Check("models dir", False, problem) for problem in registry.problems)
+        checks.extend(text_server_checks(self._settings))
+        if self._settings.ray_address:
+            checks.append(self._image_cluster_check())
         library = load_library(self._settings.library_dir)
         checks.append(
             Check(
@@ -207,6 +214,23 @@ class SystemService:
         )
         return checks
 
+    def _image_cluster_check(self) -> Check:
+        remote = self._engine.lane("image").remote
+        remote.wait_settled(CLUSTER_WAIT_SECONDS)  # the doctor may run right after start
+        status = remote.status()
+        detail = f"{status['address']}: {status['state']}, {status['replicas']} replica(s)"
+        if status["problem"]:
+            detail += f" ({status['problem']})"
+        return Check(
+            "image cluster",
+            status["state"] == "up",
+            detail,
+            "Start the Ray head (`ray start --head`) and its GPU workers, check "
+            f"{env_name('ray_address')} (host:port of the head), and that every node has "
+            "Atelier installed and the models folder at the same path (docs/deploy.md).",
+            required=not self._settings.ray_fallback_local,
+        )
+
     def _models_dir_check(self) -> Check:
         folder = self._settings.models_dir
         return Check(
@@ -224,6 +248,38 @@ class SystemService:
             DEFAULT_TEXT_MODEL + (" ready" if ok else " not prepared"),
             "Run `atelier prepare-default-model` (make run does it for you).",
         )
+
+
+def text_server_checks(settings: Settings) -> list[Check]:
+    """Each replica of each text server answers and serves the model it is named for."""
+    checks = []
+    for server in settings.text_servers:
+        for url in server.urls:
+            name = f"text server {server.model} at {url}"
+            try:
+                served = openai_server.served_models(url, server.api_key)
+            except (openai_server.ServerDown, openai_server.ServerRefused) as error:
+                checks.append(
+                    Check(
+                        name,
+                        False,
+                        f"does not answer as an OpenAI-compatible server: {error}",
+                        "Start the server (`vllm serve MODEL`), or fix its URL in "
+                        f"{env_name('text_servers')} (it ends in /v1).",
+                    )
+                )
+                continue
+            serves = server.name_on_server in served
+            checks.append(
+                Check(
+                    name,
+                    serves,
+                    f"serves {', '.join(served) or 'no model'}",
+                    f"Start it with the model {server.name_on_server!r} (vLLM: "
+                    "--served-model-name), or set served_model to one it serves.",
+                )
+            )
+    return checks
 
 
 def _writable_check(folder: Path) -> Check:
