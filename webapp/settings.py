@@ -35,7 +35,8 @@ DATABASE_SCHEMES = {
 }
 HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-SECRET_SETTINGS = ("database_url",)  # never repeated whole in a message
+SECRET_SETTINGS = ("database_url", "api_key")  # never repeated whole in a message
+MIN_API_KEY_CHARS = 20
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,9 @@ class Settings:
     admin_emails: tuple[str, ...] = ()
     # Text models served by OpenAI-compatible servers (vLLM…); see webapp/text_servers.py.
     text_servers: tuple[TextServer, ...] = ()
+    # Single-user mode: the one key the API accepts (the API is off without it). With
+    # sign-in on, people make keys of their own instead.
+    api_key: str | None = None
 
     @property
     def database(self) -> str:
@@ -188,6 +192,18 @@ def _database_url(value: Any) -> str | None:
     return f"{DATABASE_SCHEMES[scheme.lower()]}://{rest}"
 
 
+def _api_key(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return None
+    if len(text) < MIN_API_KEY_CHARS or not text.isprintable() or " " in text:
+        raise ValueError(
+            f"a key of at least {MIN_API_KEY_CHARS} characters without spaces "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return text
+
+
 def _items(value: Any) -> list[str]:
     """A TOML list, or a comma-separated string (from the environment)."""
     items = value if isinstance(value, list | tuple) else str(value).split(",")
@@ -253,11 +269,15 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "trusted_proxies": _networks,
     "admin_emails": _emails,
     "text_servers": parse_text_servers,
+    "api_key": _api_key,
 }
 
 
 def _shown(key: str, raw: Any) -> str:
-    """A value as a message may repeat it: a database URL without its password."""
+    """A value as a message may repeat it: a database URL without its password, a key not
+    at all."""
+    if key == "api_key":
+        return "'***'"
     if key in SECRET_SETTINGS:
         return repr(re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(raw)))
     return repr(raw)
