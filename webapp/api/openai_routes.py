@@ -165,17 +165,16 @@ def openai_routes(config: ApiConfig) -> list[Route]:
 
     async def embeddings(request: Request, user: User) -> Response:
         fields = Fields(await read_json(request))
-        if fields.text("encoding_format", "float") != "float":
-            raise ValidationError(
-                "Send encoding_format float (or leave it out).", "encoding_format"
-            )
+        encoding = fields.text("encoding_format", "float")
+        if encoding not in ("float", "base64"):
+            raise ValidationError("encoding_format must be float or base64.", "encoding_format")
         texts = _texts(fields.body.get("input"))
         service = (await services()).api.embeddings
         job = await run_in_threadpool(service.embed, texts, user, fields.text("model"))
         await until_finished(job, request, user)
         result = job.result(0)
         data = [
-            {"object": "embedding", "index": index, "embedding": vector.tolist()}
+            {"object": "embedding", "index": index, "embedding": _vector(vector, encoding)}
             for index, vector in enumerate(result.vectors)
         ]
         usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
@@ -233,6 +232,13 @@ def _content(content, where: str) -> str:
             parts.append(part["text"])
         return "\n".join(parts)
     raise ValidationError(f"{where}.content must be a string or a list of text parts.", where)
+
+
+def _vector(vector, encoding: str) -> list[float] | str:
+    """A vector as numbers, or (what the openai client asks for) its float32 bytes in base64."""
+    if encoding == "float":
+        return vector.tolist()
+    return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
 
 
 def _texts(raw) -> tuple[str, ...]:
