@@ -55,3 +55,15 @@ def test_without_the_key_the_api_refuses_and_the_pages_still_serve(app_with_api)
     a1111 = httpx.get(app_with_api + "/sdapi/v1/sd-models", auth=("x", "wrong-key-000000000000"))
     assert a1111.status_code == 401 and "not valid" in a1111.json()["detail"]
     assert httpx.get(app_with_api + "/_stcore/health").status_code == 200
+
+
+def test_a_stop_sequence_ends_the_answer_before_it(app_with_api):
+    client = openai.OpenAI(base_url=app_with_api + "/v1", api_key=KEY, max_retries=0)
+    ask = {"model": "tiny-llm", "messages": [{"role": "user", "content": "Go on"}],
+           "max_tokens": 16, "temperature": 0}  # fmt: skip
+    whole = client.chat.completions.create(**ask).choices[0].message.content
+    stop = whole[len(whole) // 2 :][:3]
+    assert stop.strip(), whole
+    cut = client.chat.completions.create(**ask, stop=[stop]).choices[0]
+    assert cut.message.content == whole[: whole.index(stop)]
+    assert cut.finish_reason == "stop"
