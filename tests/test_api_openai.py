@@ -202,7 +202,7 @@ def test_image_requests_are_checked_as_the_page_checks_them(api):
 
 
 def test_malformed_and_oversized_bodies_are_refused_in_openais_shape(api):
-    headers = {"Authorization": f"Bearer {api.keys['bob']}"}
+    headers = {"Authorization": f"Bearer {api.keys['bob']}", "Content-Type": "application/json"}
     url = api.url + "/v1/chat/completions"
     broken = httpx.post(url, content=b"{not json", headers=headers)
     assert broken.status_code == 400
@@ -211,6 +211,11 @@ def test_malformed_and_oversized_bodies_are_refused_in_openais_shape(api):
     assert huge.status_code == 413
     assert "Send less in one request" in huge.json()["error"]["message"]
     assert "Traceback" not in broken.text + huge.text
+    form = httpx.post(
+        url, data={"model": "tiny-llm"}, headers={"Authorization": headers["Authorization"]}
+    )
+    assert form.status_code == 400  # what a page of another site could send
+    assert "Content-Type: application/json" in form.json()["error"]["message"]
     assert client(api).models.list()  # and the server keeps serving
 
 

@@ -67,10 +67,11 @@ OPTIONS = ("sd_model_checkpoint",)  # the one option a person sets (their curren
 
 
 def a1111_error(refusal: Refusal) -> JSONResponse:
-    headers = dict(refusal.headers)
-    if refusal.status == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="Atelier"'
-    return JSONResponse({"detail": refusal.message}, status_code=refusal.status, headers=headers)
+    # No WWW-Authenticate on a 401: a browser would ask for the key and then send it with
+    # every request any page makes to this server. A1111 clients send it unasked.
+    return JSONResponse(
+        {"detail": refusal.message}, status_code=refusal.status, headers=refusal.headers
+    )
 
 
 class Checkpoints:

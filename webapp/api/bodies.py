@@ -24,7 +24,14 @@ def picture_body_limit(upload_max_mb: int, pictures: int = 2) -> int:
 
 
 async def read_json(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
-    """The body as a JSON object; BodyTooLarge or ValidationError otherwise."""
+    """The body as a JSON object; BodyTooLarge or ValidationError otherwise. It must say it
+    is JSON: a page of another site can post a form to the API, but not JSON (which takes
+    a preflight that this server never answers)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise ValidationError(
+            "Send the body as JSON, with the header Content-Type: application/json.", "body"
+        )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge(_too_large(max_bytes))
