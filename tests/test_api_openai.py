@@ -294,3 +294,15 @@ def test_a_full_queue_answers_429_with_retry_after(tiny_models_dir, tmp_path):
         first.join(30)
         second.join(30)
     assert all(not isinstance(answer, Exception) for answer in answers)
+
+
+def test_a_used_up_quota_answers_429_with_when_to_try_again(tiny_models_dir, tmp_path):
+    with served_api(
+        tiny_models_dir, tmp_path / "data", decode_batch=PacedDecodeBatch, quota_jobs_per_hour=1
+    ) as own:
+        client(own).chat.completions.create(model="tiny-llm", messages=USER, max_tokens=4)
+        with pytest.raises(openai.RateLimitError) as refused:
+            client(own).chat.completions.create(model="tiny-llm", messages=USER, max_tokens=4)
+    retry = int(refused.value.response.headers["Retry-After"])
+    assert 3000 < retry <= 3600  # the hour since the first job
+    assert "1 job" in refused.value.message

@@ -86,6 +86,8 @@ def openai_routes(config: ApiConfig) -> list[Route]:
             raise ValidationError("Atelier writes one answer per request: send n = 1.", "n")
         messages = _messages(fields.items("messages"))
         max_tokens = fields.integer("max_completion_tokens", fields.integer("max_tokens"))
+        stream = fields.flag("stream")  # read before the job is queued, like every field
+        usage = bool(fields.mapping("stream_options").get("include_usage"))
         text = (await services()).api.text
         job = await run_in_threadpool(
             text.complete,
@@ -99,8 +101,7 @@ def openai_routes(config: ApiConfig) -> list[Route]:
             top_p=fields.number("top_p"),
         )
         reply = _Reply(job, int(time.time()))
-        if fields.flag("stream"):
-            usage = bool(fields.mapping("stream_options").get("include_usage"))
+        if stream:
             return StreamingResponse(
                 _stream(reply, user, usage),
                 media_type="text/event-stream",
