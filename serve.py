@@ -10,6 +10,7 @@ from starlette.middleware import Middleware
 
 from webapp.api import ApiConfig, api_routes
 from webapp.http_auth import SignInConfig, SignInGate, sign_in_routes
+from webapp.http_health import health_routes
 from webapp.http_security import SecurityMiddleware
 from webapp.ui.resources import get_settings, get_shared_services, get_team
 
@@ -22,5 +23,9 @@ api = ApiConfig(services=get_shared_services, team=get_team, base_url=base_url)
 app = st.App(
     APP_FILE,
     middleware=[Middleware(SecurityMiddleware), Middleware(SignInGate, config=sign_in)],
-    routes=[*sign_in_routes(sign_in), *api_routes(api)],
+    routes=[
+        *sign_in_routes(sign_in),
+        *health_routes(get_shared_services, base_url),
+        *api_routes(api),
+    ],
 )

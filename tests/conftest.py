@@ -251,3 +251,51 @@ def accounts_app(team_app_env, browser_sends):
         return token
 
     return sign_in
+
+
+@pytest.fixture
+def engine_settings(tiny_models_dir, tmp_path) -> Settings:
+    """Settings for engine tests: the tiny models, the project's library, room in the queue."""
+    return Settings(
+        models_dir=tiny_models_dir,
+        data_dir=tmp_path / "data",
+        device="cpu",
+        library_dir=REPO / "library",
+        queue_max_per_user=30,
+        queue_max_total=60,
+    )
+
+
+@pytest.fixture
+def make_engine(engine_settings):
+    """Engines over `engine_settings` (options as `build_engine` takes them), shut down
+    after the test."""
+    from webapp.engine.factory import build_engine
+
+    built = []
+
+    def make(**options):
+        built.append(build_engine(engine_settings, **options))
+        return built[-1]
+
+    yield make
+    for engine in built:
+        engine.shutdown()
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path):
+    """Point the app (AppTest) at a models dir; each test starts with fresh services."""
+    from webapp.ui.resources import clear_resources
+
+    def configure(models_dir, **settings):
+        monkeypatch.setenv("ATELIER_MODELS_DIR", str(models_dir))
+        monkeypatch.setenv("ATELIER_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setenv("ATELIER_DEVICE", "cpu")
+        monkeypatch.setenv("ATELIER_LIBRARY_DIR", str(REPO / "library"))
+        for key, value in settings.items():
+            monkeypatch.setenv(f"ATELIER_{key.upper()}", value)
+        clear_resources()
+
+    yield configure
+    clear_resources()

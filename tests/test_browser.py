@@ -84,7 +84,7 @@ def serving(tiny_models_dir, tmp_path_factory, **settings):
     """The app as `make run` starts it (`atelier serve`, which becomes serve.py's st.App
     server) on a free port, with its own data dir; `settings` are more ATELIER_* values."""
     models = tmp_path_factory.mktemp("browser-models")
-    shutil.copytree(tiny_models_dir, models, dirs_exist_ok=True)
+    shutil.copytree(tiny_models_dir, models, dirs_exist_ok=True, symlinks=True)
     port = _free_port()
     env = {
         **os.environ,
@@ -114,9 +114,15 @@ def serving(tiny_models_dir, tmp_path_factory, **settings):
 
 
 @pytest.fixture(scope="session")
-def app_url(tiny_models_dir, tmp_path_factory):
-    with serving(tiny_models_dir, tmp_path_factory) as (url, _):
-        yield url
+def app_server(tiny_models_dir, tmp_path_factory):
+    """The app in single-user mode with the tiny models: its address and environment."""
+    with serving(tiny_models_dir, tmp_path_factory) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def app_url(app_server):
+    return app_server[0]
 
 
 @pytest.fixture
@@ -249,6 +255,124 @@ def test_send_a_result_to_image_to_image_and_change_it(page, app_url):
     page.locator("canvas.strokes").wait_for()  # the picture is there to paint on
     page.get_by_role("button", name="Generate").click()
     page.get_by_text("your picture changed").wait_for()
+
+
+def test_a_reload_during_an_image_job_follows_it_and_then_shows_the_image(page, app_url):
+    open_studio_with_many_steps(page, app_url, "a lighthouse in a storm")
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_text(re.compile(r"Step \d+ of 150")).wait_for()
+    assert "job=" in page.url  # the job being made is in the address
+    page.reload()
+    page.get_by_text(re.compile(r"Step \d+ of 150")).wait_for()  # the same job, followed again
+    assert page.get_by_label("What should the picture show?").input_value() == (
+        "a lighthouse in a storm"
+    )
+    page.get_by_text("image(s) in").wait_for(timeout=180_000)
+
+
+def test_back_from_a_tool_returns_to_the_tool_gallery(page, app_url):
+    page.goto(app_url)
+    page.get_by_role("link", name="Text tools").click()
+    page.get_by_text("Pick a tool.").wait_for()
+    page.locator(".st-key-open-summarise button").click()
+    page.get_by_role("heading", name="Summarise").wait_for()
+    assert "tool=summarise" in page.url
+    page.go_back()
+    page.get_by_text("Pick a tool.").wait_for()
+    assert "tool=" not in page.url
+
+
+def test_a_markdown_image_in_a_models_answer_fetches_nothing(page, app_server):
+    """A model (or a document it read) may write an image or a link to an outside server;
+    shown in My work, the answer fetches nothing: model text is safe markdown, and the
+    page's content policy would refuse it too."""
+    url, env = app_server
+    fetched, lure = [], _listening_lure()
+    lure_url = f"http://127.0.0.1:{lure.server_address[1]}/leak.png"
+    answer = f"Here is the chart: ![chart]({lure_url}) and [details]({lure_url}?q=secret)"
+    from webapp.engine import ChatMessage
+    from webapp.services.team import build_team_services
+    from webapp.settings import load_settings
+    from webapp.users import local_user
+
+    settings = load_settings(env)
+    team = build_team_services(settings)
+    try:
+        turns = [ChatMessage("user", "Show me the chart"), ChatMessage("assistant", answer)]
+        team.history.record_chat_turn(local_user(settings), [], turns, model="tiny-llm")
+    finally:
+        team.close()
+    page.on("request", lambda request: fetched.append(request.url))
+    page.goto(url)
+    page.get_by_role("link", name="My work").click()
+    page.get_by_text("My texts and chats").click()
+    page.get_by_text("Show me the chart").first.wait_for()
+    page.get_by_text("Open", exact=True).first.click()
+    page.get_by_text("Here is the chart:").wait_for()
+    page.wait_for_timeout(1500)  # time for any image to be asked for
+    lure.shutdown()
+    assert lure.requests == [] and not [u for u in fetched if "leak.png" in u]
+    assert page.locator(f'img[src^="{lure_url}"]').count() == 0
+    assert page.locator(f'a[href^="{lure_url}"]').count() == 0
+
+
+def _listening_lure():
+    """A local HTTP server that records every request made to it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Recording(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.server.requests.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    server.requests = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def smollm2_url(tiny_models_dir, embedded_models_dir, tmp_path_factory):
+    """The app with the embedded SmolLM2 beside the tiny models (so the chat's default model
+    writes slowly enough to stop)."""
+    from webapp.embedded import DEFAULT_TEXT_MODEL
+
+    models = tmp_path_factory.mktemp("with-smollm2")
+    shutil.copytree(tiny_models_dir, models, dirs_exist_ok=True)
+    (models / DEFAULT_TEXT_MODEL).symlink_to(embedded_models_dir / DEFAULT_TEXT_MODEL)
+    with serving(models, tmp_path_factory) as (url, _):
+        yield url
+
+
+def test_stop_in_the_chat_keeps_the_question_and_the_answer_so_far(browser, smollm2_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        page.goto(smollm2_url)
+        page.get_by_role("link", name="Text tools").click()
+        page.locator(".st-key-open-chat button").click()
+        page.get_by_placeholder("Write a message").fill("Tell me a long story about a lighthouse.")
+        page.keyboard.press("Enter")
+        page.get_by_text(re.compile(r"Writing: ([4-9]|\d\d+) words so far")).wait_for()
+        written = page.locator(".st-key-chat-live [data-testid=stMarkdownContainer]").last
+        start = " ".join(written.inner_text().split()[:3])
+        page.get_by_role("button", name="Stop").click()
+        page.get_by_role("button", name="Regenerate").wait_for()
+        page.get_by_role("button", name="Continue").wait_for()
+        page.get_by_text("Tell me a long story about a lighthouse.").wait_for()
+        assert "chat=" in page.url
+        page.reload()  # the stopped turn is kept: question, partial answer and its buttons
+        page.get_by_text("Tell me a long story about a lighthouse.").wait_for()
+        page.get_by_text(start).first.wait_for()
+        page.get_by_role("button", name="Continue").wait_for()
+    finally:
+        context.close()
 
 
 def test_the_pages_work_under_the_content_security_policy(page, app_url):

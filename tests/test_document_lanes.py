@@ -11,40 +11,16 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
 from tests.fakes import CannedDecodeBatch
 from webapp.backends.textgen import DecodeBatch
 from webapp.doctext.chunks import make_passages, make_windows
 from webapp.doctext.extract import extract_paste
 from webapp.doctext.tasks import SummaryTask
 from webapp.engine import ChatMessage, Job, JobStatus, TextRequest
-from webapp.engine.factory import build_engine
 from webapp.engine.requests import DocumentRequest, EmbeddingRequest
-from webapp.settings import Settings
 from webapp.users import User
 
 ADA, BOB = User("ada", "Ada"), User("bob", "Bob")
-
-
-@pytest.fixture
-def make_engine(tiny_models_dir, tmp_path):
-    settings = Settings(
-        models_dir=tiny_models_dir,
-        data_dir=tmp_path / "data",
-        device="cpu",
-        library_dir=REPO / "library",
-        queue_max_per_user=30,
-        queue_max_total=60,
-    )
-    built = []
-
-    def make(**options):
-        built.append(build_engine(settings, **options))
-        return built[-1]
-
-    yield make
-    for engine in built:
-        engine.shutdown()
 
 
 @pytest.fixture

@@ -7,28 +7,9 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO
 from tests.fakes import CannedDecodeBatch
 from tests.test_pages import APP, text_of
 from webapp.doctext.samples import contract_pages, make_pdf, page_sentence
-from webapp.ui.resources import clear_resources
-
-
-@pytest.fixture
-def app_env(monkeypatch, tmp_path):
-    """Point the app at a models dir; each test starts with fresh services."""
-
-    def configure(models_dir, **settings):
-        monkeypatch.setenv("ATELIER_MODELS_DIR", str(models_dir))
-        monkeypatch.setenv("ATELIER_DATA_DIR", str(tmp_path / "data"))
-        monkeypatch.setenv("ATELIER_DEVICE", "cpu")
-        monkeypatch.setenv("ATELIER_LIBRARY_DIR", str(REPO / "library"))
-        for key, value in settings.items():
-            monkeypatch.setenv(f"ATELIER_{key.upper()}", value)
-        clear_resources()
-
-    yield configure
-    clear_resources()
 
 
 @pytest.fixture

@@ -36,28 +36,8 @@ def text(prompt="hello", **options) -> TextRequest:
 
 
 @pytest.fixture
-def settings(tiny_models_dir, tmp_path):
-    return Settings(
-        models_dir=tiny_models_dir,
-        data_dir=tmp_path / "data",
-        device="cpu",
-        library_dir=REPO / "library",
-        queue_max_per_user=30,
-        queue_max_total=60,
-    )
-
-
-@pytest.fixture
-def make_engine(settings):
-    built = []
-
-    def make(**options):
-        built.append(build_engine(settings, **options))
-        return built[-1]
-
-    yield make
-    for engine in built:
-        engine.shutdown()
+def settings(engine_settings):
+    return engine_settings
 
 
 # -- one thread runs torch ------------------------------------------------------------------

@@ -14,27 +14,10 @@ from webapp.device import cpu_has_bf16_matrix_units
 from webapp.engine import LoraWeight
 from webapp.services.images import ImageForm
 from webapp.testmodels import make_test_lora
-from webapp.ui.resources import clear_resources, get_services
+from webapp.ui.resources import get_services
 from webapp.users import User, local_user
 
 APP = str(REPO / "app.py")
-
-
-@pytest.fixture
-def app_env(monkeypatch, tmp_path):
-    """Point the app at a models dir; each test starts with fresh services."""
-
-    def configure(models_dir, **settings):
-        monkeypatch.setenv("ATELIER_MODELS_DIR", str(models_dir))
-        monkeypatch.setenv("ATELIER_DATA_DIR", str(tmp_path / "data"))
-        monkeypatch.setenv("ATELIER_DEVICE", "cpu")
-        monkeypatch.setenv("ATELIER_LIBRARY_DIR", str(REPO / "library"))
-        for key, value in settings.items():
-            monkeypatch.setenv(f"ATELIER_{key.upper()}", value)
-        clear_resources()
-
-    yield configure
-    clear_resources()
 
 
 def run_app() -> AppTest:

@@ -2,8 +2,6 @@
 errors that name their field by its label, the upload limit, "Use these settings", honest
 answers, and page state in the address that a reload finds again."""
 
-# ruff: noqa: F811  (the fixture app_env comes from test_pages)
-
 from __future__ import annotations
 
 import logging
@@ -11,7 +9,7 @@ import re
 
 from streamlit.testing.v1 import AppTest
 
-from tests.test_pages import APP, app_env, as_shown, run_app, text_of, until_done  # noqa: F401
+from tests.test_pages import APP, as_shown, run_app, until_done
 from webapp.engine import ImageRequest
 from webapp.services.images import ImageForm
 from webapp.ui.resources import get_services

@@ -284,3 +284,49 @@ def test_no_page_or_ui_code_puts_raw_html_on_the_screen():
         if (sinks := html_sinks(Path(path).read_text(encoding="utf-8")))
     }
     assert found == {}
+
+
+def test_the_health_check_says_ok_while_the_engine_serves(served):
+    status, headers, body = fetch(f"http://127.0.0.1:{served}/healthz")
+    report = json.loads(body)
+    assert status == 200 and report["status"] == "ok" and report["problems"] == []
+    assert headers["content-type"] == "application/json"
+    assert "tiny" not in body.decode()  # counts only, no model names
+
+
+def test_the_health_check_fails_once_the_engine_has_stopped(services):
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from webapp.http_health import health_routes
+
+    client = TestClient(Starlette(routes=health_routes(lambda: services)))
+    assert client.get("/healthz").json()["status"] == "ok"
+    services.engine.shutdown()
+    answer = client.get("/healthz")
+    assert answer.status_code == 503 and answer.json()["status"] == "failing"
+    assert "shutting down" in " ".join(answer.json()["problems"])
+
+
+def test_a_dead_worker_is_a_failing_health_check_that_says_to_restart():
+    from webapp.http_health import health_report
+
+    state = {"worker_alive": False, "worker_restarts": 3, "stopping": False}
+    status, body = health_report({**state, "queued": 2, "running": 0, "models_loaded": []})
+    assert status == 503 and body["problems"] == [
+        "the engine's worker has stopped; restart Atelier"
+    ]
+
+
+def test_a_health_check_that_cannot_start_the_services_answers_503_without_details():
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from webapp.http_health import health_routes
+
+    def broken():
+        raise RuntimeError("/srv/secret/path could not be opened")
+
+    client = TestClient(Starlette(routes=health_routes(broken, "/atelier/")))
+    answer = client.get("/atelier/healthz")
+    assert answer.status_code == 503 and "/srv/secret" not in answer.text

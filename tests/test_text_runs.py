@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import re
+import threading
+from contextlib import contextmanager
 
 import pytest
 from docx import Document
@@ -31,6 +33,25 @@ def text(models_dir, make_services):
 @pytest.fixture
 def me(text):
     return local_user(text.settings)
+
+
+@contextmanager
+def worker_held(engine):
+    """The engine's worker kept busy (by a call that waits), so what is submitted waits."""
+    release, held = threading.Event(), threading.Event()
+
+    def hold():
+        held.set()
+        release.wait(30)
+
+    caller = threading.Thread(target=engine.on_worker, args=(hold,))
+    caller.start()
+    held.wait(30)
+    try:
+        yield
+    finally:
+        release.set()
+        caller.join(30)
 
 
 def finished(run, timeout=60):
@@ -166,6 +187,24 @@ def test_a_stopped_chat_turn_is_kept_with_the_question_and_what_was_written(text
     assert view.ending == "stopped"
     kept = text.history.text(me, view.chat_id)
     assert kept.kind == "chat" and kept.messages[1]["content"] == job.text
+
+
+def test_a_chat_question_stopped_before_any_word_is_kept_to_ask_again(text, me):
+    with worker_held(text.engine):
+        run = text.text.chat("Are you there?", [], me, model="tiny-llm", max_new_tokens=50)
+        run.jobs[0].cancel(me)  # before the model wrote anything
+    view = text.text.chat_view(me, run_id=run.id)
+    assert view.chat_id is not None and [t.content for t in view.turns] == ["Are you there?", ""]
+    again = finished(text.text.chat_again(view.chat_id, me, model="tiny-llm", max_new_tokens=4))
+    assert text.text.chat_view(me, view.chat_id, again.id).turns[1].content == again.answer()
+
+
+def test_a_tools_answer_stopped_before_any_word_is_not_kept(text, me):
+    with worker_held(text.engine):
+        run = text.text.run_tool("summarise", {"text": "Words."}, me, model="tiny-llm")
+        run.jobs[0].cancel(me)
+    assert text.chats.written(run.jobs[0], 30) is None
+    assert text.history.texts(me).total == 0
 
 
 def test_a_kept_chat_goes_on_and_regenerate_rewrites_only_its_last_answer(text, me):

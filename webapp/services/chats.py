@@ -137,12 +137,13 @@ class ChatKeeper:
 
 
 def _worth_keeping(job: Job, turn: Turn) -> bool:
-    if not turn.answer(job).strip() or job.status == JobStatus.FAILED:
+    """A failed answer, or one the server interrupted, is not kept; nor is a tool's empty
+    answer. A chat question the person stopped before any word is kept, to ask again."""
+    if job.status == JobStatus.FAILED:
         return False
-    interrupted = job.status == JobStatus.CANCELLED and (job.cancelled_by or "").startswith(
-        "the server"
-    )
-    return not interrupted
+    if job.status == JobStatus.CANCELLED and (job.cancelled_by or "").startswith("the server"):
+        return False
+    return bool(turn.answer(job).strip()) or turn.result_title is None
 
 
 def asked_text(fields: list[tuple[str, object]]) -> str:

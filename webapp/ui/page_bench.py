@@ -77,6 +77,33 @@ def image_through_page(
     return seconds
 
 
+def first_sign_through_page(app_file: Path, model: str, prompt: str, steps: int | None) -> float:
+    """Seconds of server time from pressing Generate to the page's run that draws the
+    job's place in line or its progress bar under the button (the first sign a person
+    sees); the job is cancelled afterwards."""
+    from streamlit.testing.v1 import AppTest
+
+    from webapp.ui.resources import get_services
+
+    app = AppTest.from_file(str(app_file), default_timeout=600).run()
+    app.switch_page("app_pages/image_studio.py").run()
+    app.text_area(key="img-prompt").input(prompt)
+    app.selectbox(key="img-model").select(model)
+    if steps is not None:
+        app.number_input(key="img-steps").set_value(steps)
+    with script_end_by_join():
+        started = time.perf_counter()
+        app.button(key="FormSubmitter:image-form-Generate").click().run()
+        seconds = time.perf_counter() - started
+    run = app.session_state["image_run"] if "image_run" in app.session_state else None  # noqa: SIM401 (AppTest's state has no get)
+    shown = app.get("progress") or [i for i in app.info if "in line" in i.value]
+    if app.exception or run is None or not shown:
+        raise RuntimeError(f"the page showed no progress: {app.exception or app.error}")
+    run.job.cancel(local_user(get_services().settings))
+    run.job.wait(60)
+    return seconds
+
+
 def rerun_seconds(app_file: Path, page: str, repeats: int) -> list[float]:
     """Server time of a page's rerun (AppTest: the script and the drawing of what it
     sends), after a first run that fills the caches."""
