@@ -39,6 +39,7 @@ STUDIO = [
     ("app_pages/documents.py", "Documents", ":material/description:"),
     ("app_pages/my_work.py", "My work", ":material/photo_library:"),
     ("app_pages/queue.py", "Queue", ":material/queue:"),
+    ("app_pages/api_keys.py", "API keys", ":material/key:"),
 ]
 ADMIN = [
     ("app_pages/models.py", "Models", ":material/memory:"),

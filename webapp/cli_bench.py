@@ -149,6 +149,21 @@ def cmd_bench_remote(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_api(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.api import ApiBench, bench_api
+
+    bench = ApiBench(
+        image_model=args.image_model or None,
+        text_model=args.text_model or None,
+        clients=args.clients,
+        size=args.size,
+        new_tokens=args.new_tokens,
+        repeats=args.repeats,
+    )
+    print(json.dumps(bench_api(settings, bench), indent=2))
+    return 0
+
+
 def _compare_tree(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compare-tree",
@@ -283,3 +298,13 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
     install.add_argument("--repeats", type=int, default=3)
     install.add_argument("--port", type=int, default=0, help="the test Hub's port (0: any)")
     install.set_defaults(run=cmd_bench_install)
+    api = bench_commands.add_parser(
+        "api", help="N people through the API vs the same services called directly"
+    )
+    api.add_argument("--image-model", default="tiny-sd", help="'' to skip images")
+    api.add_argument("--text-model", default="tiny-llm", help="'' to skip text")
+    api.add_argument("--clients", type=int, default=16)
+    api.add_argument("--size", type=int, default=512)
+    api.add_argument("--new-tokens", type=int, default=128)
+    api.add_argument("--repeats", type=int, default=3)
+    api.set_defaults(run=cmd_bench_api)

@@ -57,6 +57,15 @@ class QueueFull(AtelierError):
         self.retry_after = retry_after
 
 
+class Unauthenticated(AtelierError):
+    """An API call without a usable key (missing, wrong, revoked). `forbidden`: the key is
+    known but its owner may not use it now (disabled), or the API is off."""
+
+    def __init__(self, message: str, forbidden: bool = False):
+        super().__init__(message)
+        self.forbidden = forbidden
+
+
 class NotFound(AtelierError):
     """No such item for the person asking: missing and not theirs get the same message, so
     an id never tells whether someone else's item exists."""

@@ -37,8 +37,10 @@ CSRF_COOKIE = "atelier_csrf"
 PEER_HEADER = "x-atelier-peer"
 SIGN_IN = "/auth/sign-in"
 SIGN_OUT = "/auth/logout"  # where st.logout() sends the browser
-# Paths that are never a page: Streamlit's own, the sign-in routes and static files.
-NOT_PAGES = ("_stcore", "static", "media", "component", "auth", "oauth2callback", "app")
+# Paths that are never a page: Streamlit's own, the sign-in routes, static files, the API
+# (whose callers bring a key, not a cookie) and the health check (for monitors).
+NOT_PAGES = ("_stcore", "static", "media", "component", "auth", "oauth2callback", "app", "v1",
+             "sdapi", "healthz")  # fmt: skip
 MAX_FORM_BYTES = 16 * 1024
 MAX_NEXT_CHARS = 2048
 WRONG_FORM = "This sign-in form did not come from Atelier. Open Atelier and sign in again."

@@ -36,6 +36,8 @@ DATABASE_SCHEMES = {
 HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 SECRET_SETTINGS = ("database_url", "hf_endpoint")  # never repeated whole in a message
+SECRET_SETTINGS = ("database_url", "api_key")  # never repeated whole in a message
+MIN_API_KEY_CHARS = 20
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,9 @@ class Settings:
     # When the cluster cannot be reached: make images on this server's device instead of
     # failing them with a message.
     ray_fallback_local: bool = False
+    # Single-user mode: the one key the API accepts (the API is off without it). With
+    # sign-in on, people make keys of their own instead.
+    api_key: str | None = None
 
     @property
     def database(self) -> str:
@@ -215,6 +220,18 @@ def _ray_address(value: Any) -> str:
     return text
 
 
+def _api_key(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return None
+    if len(text) < MIN_API_KEY_CHARS or not text.isprintable() or " " in text:
+        raise ValueError(
+            f"a key of at least {MIN_API_KEY_CHARS} characters without spaces "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return text
+
+
 def _resources(value: Any) -> float:
     try:
         number = float(str(value).strip())
@@ -313,13 +330,17 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "ray_gpus_per_replica": _resources,
     "ray_cpus_per_replica": _resources,
     "ray_fallback_local": _bool,
+    "api_key": _api_key,
 }
 # Settings that another program's variable gives when Atelier's own is not set.
 FALLBACK_ENV = {"hf_endpoint": "HF_ENDPOINT"}
 
 
 def _shown(key: str, raw: Any) -> str:
-    """A value as a message may repeat it: a database URL without its password."""
+    """A value as a message may repeat it: a database URL without its password, a key not
+    at all."""
+    if key == "api_key":
+        return "'***'"
     if key in SECRET_SETTINGS:
         return repr(re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(raw)))
     return repr(raw)

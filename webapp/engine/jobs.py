@@ -95,6 +95,7 @@ class Job:
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _cancel: Callable[[Job, User], bool] | None = field(default=None, repr=False)
     _ended: Callable[[Job], None] | None = field(default=None, repr=False)
+    _watchers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     # Filled in by the engine when asked: place in the queue and estimated seconds to finish.
     position: int | None = None
     eta_seconds: float | None = None
@@ -131,6 +132,29 @@ class Job:
             if not self.finished:
                 self._changed.wait(timeout)
 
+    def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback()` at every change (a step, a token, the end) until it is stopped,
+        from the thread that made the change (the engine's: keep it to a wake-up, such as
+        an event loop's `call_soon_threadsafe`). Returns what stops it."""
+        with self._changed:
+            self._watchers.append(callback)
+            ended = self.finished
+        if ended:
+            callback()
+
+        def stop() -> None:
+            with self._changed:
+                if callback in self._watchers:
+                    self._watchers.remove(callback)
+
+        return stop
+
+    def _tell_watchers(self) -> None:
+        with self._changed:
+            watchers = list(self._watchers)
+        for callback in watchers:
+            callback()
+
     def stream(self, poll_seconds: float = 0.05) -> Iterator[str]:
         """Text as it is made, piece by piece, until the job ends (for st.write_stream)."""
         sent = 0
@@ -154,6 +178,7 @@ class Job:
             for name, value in changes.items():
                 setattr(self, name, value)
             self._changed.notify_all()
+        self._tell_watchers()
 
     def _start(self) -> None:
         self._update(status=JobStatus.RUNNING, started_at=time.time(), position=0)
@@ -171,6 +196,7 @@ class Job:
         if self._ended is not None:
             self._ended(self)
         self._done.set()
+        self._tell_watchers()
         return True
 
     def release_images(self) -> None:

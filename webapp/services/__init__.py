@@ -10,6 +10,7 @@ from webapp.services.accounts import AccountsService
 from webapp.services.audit import AuditService
 from webapp.services.brand_kits import BrandKitService
 from webapp.services.chats import ChatKeeper
+from webapp.services.embeddings import EmbeddingService
 from webapp.services.history import HistoryService
 from webapp.services.image_saving import ImageSaver
 from webapp.services.images import ImageService
@@ -21,6 +22,16 @@ from webapp.services.system import SystemService
 from webapp.services.team import TeamServices, build_team_services
 from webapp.services.text import TextService
 from webapp.settings import Settings
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """What the API calls: the same engine, picture saver and store as the pages, with its
+    jobs marked `client="api"` in the queue and the audit log."""
+
+    images: ImageService
+    text: TextService
+    embeddings: EmbeddingService
 
 
 @dataclass
@@ -37,6 +48,7 @@ class Services:
     kits: BrandKitService
     saver: ImageSaver
     chats: ChatKeeper
+    api: ApiServices
     owns_team: bool = True  # False: the team services were given, and their owner closes them
 
     @property
@@ -99,5 +111,10 @@ def build_services(
         kits=BrandKitService(settings, team.audit, client),
         saver=saver,
         chats=chats,
+        api=ApiServices(
+            images=ImageService(settings, engine, saver, "api"),
+            text=TextService(settings, engine, chats, "api"),
+            embeddings=EmbeddingService(engine, "api"),
+        ),
         owns_team=owns_team,
     )

@@ -283,6 +283,10 @@ class ImageService:
         return run
 
     @property
+    def upload_max_mb(self) -> int:
+        return self._settings.upload_max_mb
+
+    @property
     def _upload_max_bytes(self) -> int:
         return self._settings.upload_max_mb * 2**20
 

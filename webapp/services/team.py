@@ -1,4 +1,5 @@
-"""The services over the store, built in one place: people and sign-in, my work, audit.
+"""The services over the store, built in one place: people and sign-in, API keys, my work,
+audit.
 
 Pages build them once per process (a cached resource); the CLI builds them with
 `client="cli"`, so the audit log says where each action came from.
@@ -13,6 +14,7 @@ from datetime import datetime
 from argon2 import PasswordHasher
 
 from webapp.services.accounts import AccountsService
+from webapp.services.api_keys import ApiKeyService
 from webapp.services.audit import AuditService
 from webapp.services.history import HistoryService
 from webapp.settings import Settings
@@ -25,6 +27,7 @@ class TeamServices:
     audit: AuditService
     accounts: AccountsService
     history: HistoryService
+    api_keys: ApiKeyService
 
     def close(self) -> None:
         self.store.close()
@@ -46,4 +49,5 @@ def build_team_services(
         audit=audit,
         accounts=AccountsService(store, settings, audit, hasher=hasher, clock=clock, client=client),
         history=HistoryService(store, audit, clock, client=client),
+        api_keys=ApiKeyService(store, settings, audit, clock, client=client),
     )

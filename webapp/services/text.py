@@ -40,6 +40,8 @@ MODEL_SETTINGS = {
     "repetition_penalty": float,
 }
 BUILT_IN_SETTINGS = {"temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.0}
+# An API completion that names no length may use the room left in the context, up to this.
+OPEN_ENDED_TOKENS = 4096
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,47 @@ class TextService:
         if run is None or run.jobs[0].user.id != user.id:
             return None
         return run
+
+    def complete(
+        self,
+        messages: tuple[ChatMessage, ...],
+        user: User,
+        model: str | None = None,
+        *,
+        max_new_tokens: int | None = None,
+        seed: int | None = None,
+        stop: tuple[str, ...] = (),
+        **chosen: Any,
+    ) -> Job:
+        """A chat completion of messages written elsewhere (the API's clients keep their
+        own conversations, so nothing is kept in the person's work). Unset settings come
+        from the model's catalog defaults; an unset length is the room left in the context
+        (at most OPEN_ENDED_TOKENS)."""
+        model = model or self.default_model()
+        settings = {**BUILT_IN_SETTINGS, **self._model_settings(model)}
+        settings.update({name: value for name, value in chosen.items() if value is not None})
+        if max_new_tokens is None:  # (no messages: the request's own check says so)
+            max_new_tokens = self._room_left(model, messages) if messages else 1
+        return self._engine.submit(
+            TextRequest(
+                model=model,
+                messages=messages,
+                max_new_tokens=max_new_tokens,
+                temperature=float(settings["temperature"]),
+                top_p=float(settings["top_p"]),
+                seed=random_seed() if seed is None else seed,
+                stop=stop,
+                repetition_penalty=float(settings["repetition_penalty"]),
+            ),
+            user,
+            client=self._client,
+        )
+
+    def _room_left(self, model: str, messages: tuple[ChatMessage, ...]) -> int:
+        self._engine.registry().get(model, kind="text")  # a clear error for a wrong name
+        tokens = self._engine.tokens
+        prompt = tokens.chat_ids(model, [vars(m) for m in messages])
+        return max(1, min(OPEN_ENDED_TOKENS, tokens.context_length(model) - len(prompt)))
 
     # -- chats kept in the person's work -------------------------------------------------------
 

@@ -166,8 +166,8 @@ class AuditEvent(Base):
 
 
 class ApiKey(Base):
-    """A key for the OpenAI- and A1111-compatible API (issued in a later change). Only a
-    hash is kept; `prefix` lets a person tell their keys apart."""
+    """A key for the OpenAI- and A1111-compatible API (`services/api_keys.py`). Only its
+    SHA-256 is kept; `prefix` lets a person tell their keys apart."""
 
     __tablename__ = "api_keys"
     __table_args__ = (Index(None, "owner_id"),)

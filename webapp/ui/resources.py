@@ -47,10 +47,17 @@ def _close(services: Services) -> None:
     services.close()
 
 
-@st.cache_resource(show_spinner="Starting Atelier…", on_release=_close)
 def get_services() -> Services:
-    """Shared by every session; all thread-safe. Imported here, not at the top: the first
-    page run draws the navigation before this slow start."""
+    """The app's services, for a page: a spinner says so while the engine starts."""
+    with st.spinner("Starting Atelier…"):  # shown only if it takes more than half a second
+        return get_shared_services()
+
+
+@st.cache_resource(show_spinner=False, on_release=_close)
+def get_shared_services() -> Services:
+    """Shared by every session and the server's API routes (which call it from outside a
+    page run: no spinner); all thread-safe. Imported here, not at the top: the first page
+    run draws the navigation before this slow start."""
     from webapp.services import build_services
 
     services = build_services(get_settings(), team=get_team())
@@ -85,7 +92,7 @@ def get_documents() -> DocumentService:
     from webapp.services.documents import DocumentService
 
     team = get_team_services()
-    service = DocumentService(get_settings(), get_services().engine, team.store, team.audit)
+    service = DocumentService(get_settings(), get_shared_services().engine, team.store, team.audit)
     return service.start_retention()
 
 
@@ -93,6 +100,6 @@ def clear_resources() -> None:
     """Forget the settings and services, stopping the engine (tests that change settings)."""
     get_documents.clear()
     get_team_services.clear()
-    get_services.clear()
+    get_shared_services.clear()
     get_team.clear()
     get_settings.clear()
