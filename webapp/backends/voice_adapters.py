@@ -5,6 +5,7 @@ in different voices, and none, share one forward pass and the base is never relo
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,7 +43,9 @@ def attach(model: Any, name: str, folder: Path) -> None:
     known = set(LoraConfig.__dataclass_fields__)
     config = LoraConfig(**{k: v for k, v in options.items() if k in known})
     config.inference_mode = True
-    inject_adapter_in_model(config, model, adapter_name=name)
+    with warnings.catch_warnings():  # "multiple adapters in the model": that is the point
+        warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+        inject_adapter_in_model(config, model, adapter_name=name)
     saved = load_file(str(weights), device=str(model.device))
     # Saved from a PeftModel, whose keys start with its wrappers' names.
     state = {key.removeprefix(SAVED_PREFIX): value for key, value in saved.items()}
