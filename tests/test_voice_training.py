@@ -141,9 +141,7 @@ def test_a_gguf_base_is_refused_with_what_to_choose(engine, tmp_path, monkeypatc
     assert refused.value.field == "model"
 
 
-def test_an_example_too_long_for_the_model_is_refused_naming_where_it_came_from(
-    engine, tmp_path
-):
+def test_an_example_too_long_for_the_model_is_refused_naming_where_it_came_from(engine, tmp_path):
     long = TrainingExample(prompt_messages(""), "word " * 3000, "texts.csv, row 7")
     request = training(tmp_path / "run", train=(*examples(11), long))
     with pytest.raises(ValidationError, match=r"texts.csv, row 7 is [\d,]+ tokens"):

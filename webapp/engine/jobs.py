@@ -144,6 +144,12 @@ class Job:
             raise JobCancelled(f"The job was cancelled by {self.cancelled_by}.")
         return self._result
 
+    @property
+    def outcome(self) -> Any:
+        """A done job's result without waiting (None otherwise): for end listeners, which
+        run before those waiting on `result()` are woken."""
+        return self._result if self.status == JobStatus.DONE else None
+
     def cancel(self, by_user: User) -> bool:
         """Ask the engine to cancel; only the owner or an admin may (else Forbidden)."""
         return self._cancel(self, by_user) if self._cancel else False

@@ -19,6 +19,7 @@ from webapp.services.models import ModelService
 from webapp.services.system import SystemService
 from webapp.services.team import TeamServices, build_team_services
 from webapp.services.text import TextService
+from webapp.services.voices import VoiceService, tool_voices
 from webapp.settings import Settings
 
 
@@ -33,6 +34,7 @@ class Services:
     system: SystemService
     text: TextService
     kits: BrandKitService
+    voices: VoiceService
     saver: ImageSaver
     chats: ChatKeeper
     owns_team: bool = True  # False: the team services were given, and their owner closes them
@@ -81,6 +83,8 @@ def build_services(
     engine.add_end_listener(chats.job_ended)
     engine.add_end_listener(record_job_end(team.audit))
     engine.add_submit_check(check_quota(team.audit))
+    voices = VoiceService(settings, engine, team.store, team.audit, client)
+    engine.add_end_listener(voices.job_ended)
     return Services(
         settings=settings,
         engine=engine,
@@ -89,8 +93,9 @@ def build_services(
         images=ImageService(settings, engine, saver, client),
         models=ModelService(engine, team.audit, client),
         system=SystemService(settings, engine, team.audit, client),
-        text=TextService(settings, engine, chats, client),
+        text=TextService(settings, engine, chats, client, tuned_voices=tool_voices(voices)),
         kits=BrandKitService(settings, team.audit, client),
+        voices=voices,
         saver=saver,
         chats=chats,
         owns_team=owns_team,
