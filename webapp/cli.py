@@ -13,6 +13,7 @@ from pathlib import Path
 from webapp.cli_bench import add_bench_parser
 from webapp.cli_documents import add_documents_parser
 from webapp.cli_users import add_users_parser
+from webapp.cli_voices import add_voices_parser
 from webapp.errors import AtelierError
 from webapp.formatting import human_bytes
 from webapp.offline import use_offline_environment
@@ -344,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_users_parser(commands)
     add_documents_parser(commands)
+    add_voices_parser(commands)
 
     add_bench_parser(commands)
     return parser
