@@ -151,9 +151,12 @@ for run in mine:
             evaluation(run)
             if not run.approved:
                 st.caption("Waiting for an admin's approval before the team can use it.")
-            name, data = voices.export(user, run.id)
             st.download_button(
-                "Export adapter (.zip)", data, name, "application/zip", key=f"export-{run.id}"
+                "Export adapter (.zip)",
+                lambda run_id=run.id: voices.export(user, run_id)[1],  # made when clicked
+                f"{run.voice}-v{run.version}.zip",
+                "application/zip",
+                key=f"export-{run.id}",
             )
 
 # -- 4. approval (admins) ---------------------------------------------------------------------

@@ -10,8 +10,18 @@ from webapp.services.audit import AuditService
 from webapp.users import User
 
 OUTCOMES = {JobStatus.DONE: "ok", JobStatus.FAILED: "failed", JobStatus.CANCELLED: "cancelled"}
-# Pictures, prompts kept elsewhere, and a training run's examples (the dataset has them).
-LEFT_OUT = ("init_image", "mask", "messages", "prompt", "negative_prompt", "train", "held_back")
+# Pictures, prompts kept elsewhere, and a training run's examples (the dataset has them)
+# and folder (a server path).
+LEFT_OUT = (
+    "init_image",
+    "mask",
+    "messages",
+    "prompt",
+    "negative_prompt",
+    "train",
+    "held_back",
+    "folder",
+)
 
 
 def record_job_end(audit: AuditService):
