@@ -67,6 +67,14 @@ def test_a_members_datasets_and_unapproved_voices_are_invisible_to_others(servic
     assert all(v.adapter is None for v in services.text.voices(ANNA))  # not yet approved
 
 
+def test_only_an_admin_sees_everyones_voices_and_the_refusal_is_recorded(services):
+    with pytest.raises(Forbidden):
+        services.voices.versions(BEN, everyone=True)
+    assert services.voices.versions(ADMIN, everyone=True) == []
+    refused = [e for e in services.audit.query(ADMIN).items if e.kind == "voice.list"]
+    assert [(e.actor, e.outcome) for e in refused] == [("ben", "refused")]
+
+
 def test_approval_puts_the_voice_in_text_tools_served_by_its_adapter(services):
     run = trained(services, ANNA)
     with pytest.raises(Forbidden):

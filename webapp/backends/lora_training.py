@@ -197,9 +197,16 @@ def save_adapter(folder: Path, model: PeftModel) -> None:
 # -- evaluation -----------------------------------------------------------------------------
 
 
+def _nothing() -> None:
+    return None
+
+
 @torch.no_grad()
-def perplexity(model: Any, rows: Sequence[Encoded]) -> float:
-    """The perplexity of the answers' tokens (the prompts are not scored)."""
+def perplexity(
+    model: Any, rows: Sequence[Encoded], between: Callable[[], None] = _nothing
+) -> float:
+    """The perplexity of the answers' tokens (the prompts are not scored); `between()` is
+    called after each example (the engine serves waiting jobs there)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -210,6 +217,7 @@ def perplexity(model: Any, rows: Sequence[Encoded]) -> float:
             loss = model(input_ids=ids, labels=labels).loss
             total += float(loss) * row.answer_tokens
             count += row.answer_tokens
+            between()
     finally:
         model.train(was_training)
     return math.exp(total / count) if count else float("nan")
@@ -217,9 +225,14 @@ def perplexity(model: Any, rows: Sequence[Encoded]) -> float:
 
 @torch.no_grad()
 def side_by_side(
-    model: PeftModel, tokenizer: Any, prompts: Sequence[list[int]], max_new_tokens: int
+    model: PeftModel,
+    tokenizer: Any,
+    prompts: Sequence[list[int]],
+    max_new_tokens: int,
+    between: Callable[[], None] = _nothing,
 ) -> list[tuple[str, str]]:
-    """Greedy answers to the same prompts from the base (adapter off) and the tuned model."""
+    """Greedy answers to the same prompts from the base (adapter off) and the tuned model;
+    `between()` is called after each answer."""
     was_training = model.training
     model.eval()
     answers = []
@@ -228,7 +241,9 @@ def side_by_side(
             ids = torch.tensor([prompt], device=model.device)
             with model.disable_adapter():
                 base = _greedy(model, tokenizer, ids, max_new_tokens)
+            between()
             answers.append((base, _greedy(model, tokenizer, ids, max_new_tokens)))
+            between()
     finally:
         model.train(was_training)
     return answers

@@ -118,6 +118,8 @@ class TrainingLane(Lane):
             self.engine.manager.release_memory()
 
     def _run(self, job: Job) -> None:
+        """Load, measure, train, measure again, write the adapter; waiting jobs are served
+        between any two examples measured, optimizer steps or answers written."""
         request: TrainingRequest = job.request
         folder = Path(request.folder)
         checkpoint = folder / "checkpoint"
@@ -136,7 +138,7 @@ class TrainingLane(Lane):
         held = [_encode(tokenizer, example) for example in request.held_back[:EVAL_EXAMPLES]]
         # 3. The held-back perplexity before (a fresh adapter answers as the base does).
         job._update(stage="Measuring the base model on the held-back examples")
-        before = lora_training.perplexity(model, held)
+        before = lora_training.perplexity(model, held, self.give_way)
         if job.finished:
             return
         # 4. Train, resuming from a checkpoint if a stopped run left one.
@@ -154,10 +156,12 @@ class TrainingLane(Lane):
             return
         # 5. Evaluate, then write the adapter whole (never a half-written one).
         job._update(stage="Evaluating on the held-back examples")
-        after = lora_training.perplexity(model, held)
+        after = lora_training.perplexity(model, held, self.give_way)
         chosen = request.held_back[: request.samples]
         prompts = [_prompt_ids(tokenizer, example) for example in chosen]
-        answers = lora_training.side_by_side(model, tokenizer, prompts, request.sample_tokens)
+        answers = lora_training.side_by_side(
+            model, tokenizer, prompts, request.sample_tokens, self.give_way
+        )
         if job.finished:
             return
         adapter = folder / "adapter"
@@ -180,6 +184,10 @@ class TrainingLane(Lane):
         )
         self.engine.record(self.kind, time.time() - (job.started_at or time.time()))
         job._finish(JobStatus.DONE, result)
+
+    def give_way(self) -> None:
+        """Serve every job waiting in other lanes before going on."""
+        self.engine.serve_waiting(self)
 
 
 class _RunCallback(TrainerCallback):
@@ -217,7 +225,7 @@ class _RunCallback(TrainerCallback):
             control.should_training_stop = True
             return
         self._report(state)
-        self.lane.engine.serve_waiting(self.lane)
+        self.lane.give_way()
         if self.job.finished:  # cancelled while others were served: keep this step
             self._save(optimizer, lr_scheduler, state)
             control.should_training_stop = True
