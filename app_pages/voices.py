@@ -120,7 +120,10 @@ with tuning, st.form("voice-train"):
 @st.fragment(run_every=REDRAW_SECONDS)
 def running(run_id: int) -> None:
     job = voices.job(user, run_id)
-    if job is None or job.finished:
+    if job is None:
+        st.caption("This run is not in the queue any more.")
+        return
+    if job.finished:
         st.rerun()  # the run ended: draw it as it is now kept
     training_progress(job)
     if st.button("Cancel", key=f"cancel-{run_id}"):
