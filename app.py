@@ -37,6 +37,7 @@ STUDIO = [
     ("app_pages/image_studio.py", "Image Studio", ":material/palette:"),
     ("app_pages/text_tools.py", "Text tools", ":material/edit_note:"),
     ("app_pages/documents.py", "Documents", ":material/description:"),
+    ("app_pages/voices.py", "Brand voices", ":material/record_voice_over:"),
     ("app_pages/my_work.py", "My work", ":material/photo_library:"),
     ("app_pages/queue.py", "Queue", ":material/queue:"),
     ("app_pages/api_keys.py", "API keys", ":material/key:"),

@@ -398,7 +398,10 @@ def test_the_pages_work_under_the_content_security_policy(page, app_url):
 
 TEAM = {"ana": ("Ana Admin", "admin"), "ben": ("Ben", "member"), "cai": ("Cai", "member")}
 TEAM_PASSWORD = "a long team password"
-STUDIO_PAGES = {"Home", "Image Studio", "Text tools", "Documents", "My work", "Queue", "API keys"}
+STUDIO_PAGES = {
+    "Home", "Image Studio", "Text tools", "Documents", "Brand voices", "My work", "Queue",
+    "API keys",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from webapp.cli_bench import add_bench_parser
 from webapp.cli_documents import add_documents_parser
 from webapp.cli_models import add_models_commands
 from webapp.cli_users import add_users_parser
+from webapp.cli_voices import add_voices_parser
 from webapp.errors import AtelierError
 from webapp.formatting import human_bytes
 from webapp.offline import use_offline_environment
@@ -346,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_users_parser(commands)
     add_documents_parser(commands)
+    add_voices_parser(commands)
 
     add_bench_parser(commands)
     return parser

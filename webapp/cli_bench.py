@@ -126,6 +126,24 @@ def cmd_bench_install(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_tuning(settings: Settings, args: argparse.Namespace) -> int:
+    from webapp.bench.tuning import bench_tuning
+
+    result = bench_tuning(
+        settings,
+        args.model,
+        examples=args.examples,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        repeats=args.repeats,
+        new_tokens=args.new_tokens,
+        users=args.users,
+        parts=tuple(args.parts),
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def cmd_bench_remote(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.bench.remote import RemoteBench, bench_remote
 
@@ -308,3 +326,16 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
     api.add_argument("--new-tokens", type=int, default=128)
     api.add_argument("--repeats", type=int, default=3)
     api.set_defaults(run=cmd_bench_api)
+    tuning = bench_commands.add_parser(
+        "tuning", help="training lane vs a plain PEFT loop, serving with a voice vs the base"
+    )
+    tuning.add_argument("--model", default="smollm2-135m-instruct")
+    tuning.add_argument("--examples", type=int, default=48)
+    tuning.add_argument("--steps", type=int, default=12)
+    tuning.add_argument("--batch-size", type=int, default=4)
+    tuning.add_argument("--repeats", type=int, default=3)
+    tuning.add_argument("--new-tokens", type=int, default=48)
+    tuning.add_argument("--users", type=int, default=4)
+    parts = ("training", "serving", "interactive")  # webapp.bench.tuning.PARTS
+    tuning.add_argument("--parts", nargs="+", choices=parts, default=list(parts))
+    tuning.set_defaults(run=cmd_bench_tuning)

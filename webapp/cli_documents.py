@@ -20,7 +20,7 @@ from webapp.settings import Settings
 from webapp.users import User, local_user
 
 
-def _read(path: Path, most: int) -> bytes:
+def read_limited(path: Path, most: int) -> bytes:
     """The file, read no further than the largest document allowed (and one byte more)."""
     try:
         with path.open("rb") as handle:
@@ -29,7 +29,7 @@ def _read(path: Path, most: int) -> bytes:
         raise AtelierError(f"Cannot read {path}: {error.strerror}.") from None
 
 
-def _person(team, settings: Settings, login: str | None) -> User:
+def person_for(team, settings: Settings, login: str | None) -> User:
     if not login:
         return local_user(settings)
     from sqlalchemy import select
@@ -80,11 +80,11 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.services.team import build_team_services
 
     path = Path(args.path)
-    data = _read(path, settings.document_max_mb * 2**20)
+    data = read_limited(path, settings.document_max_mb * 2**20)
     team = build_team_services(settings, client="cli")
     services = build_services(settings)
     try:
-        user = _person(team, settings, args.user)
+        user = person_for(team, settings, args.user)
         documents = DocumentService(settings, services.engine, team.store, team.audit, client="cli")
         try:
             info = documents.upload(user, path.name, data, args.password or "")

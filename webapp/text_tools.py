@@ -16,6 +16,7 @@ from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta
 
 from webapp.datafiles import ID_PATTERN, load_toml_folder, require
 from webapp.engine import ChatMessage
+from webapp.engine.requests import VoiceAdapter
 from webapp.errors import ValidationError
 from webapp.template_limits import LimitedSandbox
 
@@ -78,6 +79,10 @@ class Voice:
     use: tuple[str, ...] = ()
     avoid: tuple[str, ...] = ()
     examples: tuple[str, ...] = ()
+    # A tuned voice (approved by an admin): its adapter runs on `base_model`, and the prompt
+    # carries no description of the voice: the adapter has learned it.
+    adapter: VoiceAdapter | None = None
+    base_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -253,6 +258,8 @@ def build_messages(
     history: tuple[ChatMessage, ...] = (),
 ) -> tuple[ChatMessage, ...]:
     """System prompt (with the voice), the voice's examples, any chat history, the request."""
+    if voice is not None and voice.adapter is not None:
+        voice = None  # a tuned voice is in the adapter, not in the prompt
     system = tool.system
     if voice is not None:
         system = f"{system}\n\n{voice_instructions(voice)}".strip()

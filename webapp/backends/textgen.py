@@ -4,7 +4,8 @@ batch to finish.
 
 The batch keeps one KV cache that grows in place, left-padded, with an attention mask that
 hides the padding and explicit position ids, so every sequence sees exactly its own tokens.
-Each new token is detokenized once, incrementally.
+Each new token is detokenized once, incrementally. A sequence may ask for a tuned voice's
+adapter: each row of the batch then runs with its own (`voice_adapters.rows_use`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from transformers import Cache
 
 from webapp.backends.kv_cache import GrowingLayer, can_merge, make_cache
 from webapp.backends.llm import TextModel
+from webapp.backends.voice_adapters import rows_use
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class Sequence:
     decoder: DecodeStream | None = None
     prefix: int = 0
     read: int = 0
+    adapter: str | None = None  # a tuned voice's adapter, attached to the model by name
 
     @property
     def finished(self) -> bool:
@@ -110,13 +113,14 @@ class DecodeBatch:
         )
         cache = make_cache(self.model.config)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self.model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            cache=cache,
-            use_cache=True,
-        ).logits[:, -1, :]
+        with rows_use(self.model, [s.adapter for s in sequences]):
+            logits = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                cache=cache,
+                use_cache=True,
+            ).logits[:, -1, :]
         self._merge(cache, mask, sequences)
         self._accept(sequences, logits)
 
@@ -174,13 +178,14 @@ class DecodeBatch:
         last = torch.tensor([[s.generated[-1]] for s in self.sequences], device=self.device)
         self._mask = torch.cat([self._mask, self._mask.new_ones(len(self.sequences), 1)], dim=1)
         positions = self._mask.sum(dim=1, keepdim=True) - 1
-        logits = self.model(
-            input_ids=last,
-            attention_mask=self._mask,
-            position_ids=positions,
-            cache=self._cache,
-            use_cache=True,
-        ).logits[:, -1, :]
+        with rows_use(self.model, [s.adapter for s in self.sequences]):
+            logits = self.model(
+                input_ids=last,
+                attention_mask=self._mask,
+                position_ids=positions,
+                cache=self._cache,
+                use_cache=True,
+            ).logits[:, -1, :]
         self._accept(self.sequences, logits)
 
     def _accept(self, sequences: list[Sequence], logits: torch.Tensor) -> None:

@@ -18,6 +18,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from webapp.bench.tuning_systems import TUNING_SYSTEMS
+
 TEXT = (
     "Northwind Trading is moving its spring campaign from April to May. The design team "
     "needs the new product photos by the end of March, and the copy team wants two weeks "
@@ -515,6 +517,7 @@ SYSTEMS = {
     "direct_text": direct_text,
     "engine_mixed": engine_mixed,
 }
+SYSTEMS.update(TUNING_SYSTEMS)
 
 if __name__ == "__main__":
     figures = SYSTEMS[sys.argv[1]](json.loads(sys.argv[2]))

@@ -139,7 +139,7 @@ def extract_upload(
     if kind in ("pdf", "docx"):
         raw_units = _parse_in_subprocess(kind, data, password, name, limits)
     else:
-        raw_units = _paragraph_units(_decode_text(data, name), markdown=kind == "md")
+        raw_units = _paragraph_units(decode_text(data, name), markdown=kind == "md")
     return _checked(kind, raw_units, name)
 
 
@@ -175,7 +175,8 @@ def _checked(kind: str, raw_units: list[dict], name: str) -> ExtractedText:
     return ExtractedText(kind, unit, units, count, blank)
 
 
-def _decode_text(data: bytes, name: str) -> str:
+def decode_text(data: bytes, name: str) -> str:
+    """UTF-8 text (or UTF-16/UTF-8 with a byte-order mark), or a ValidationError for `file`."""
     for bom, encoding in BYTE_ORDER_MARKS:
         if data.startswith(bom):
             try:

@@ -290,6 +290,27 @@ class Engine:
         finally:
             self._nested = False
 
+    def serve_waiting(self, current: Lane) -> None:
+        """Called by a lane between two units of background work (a training step): the
+        asked-for calls and every other lane with work ready are served first, round after
+        round, until nothing else waits. Interactive work never waits for the background."""
+        while not self._stopping:
+            with self._lock:
+                calls = bool(self._calls)
+                now = time.time()
+                ready = [
+                    lane
+                    for lane in self._lanes.values()
+                    if lane is not current and lane.ready_in(now) == 0
+                ]
+            if calls:
+                self._run_calls()
+            elif not ready:
+                return
+            for lane in ready:
+                self._step(lane, nested=False)
+                self._tidy()
+
     # -- the worker -------------------------------------------------------------------------
 
     def _work(self) -> None:

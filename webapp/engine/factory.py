@@ -30,6 +30,7 @@ def build_engine(
     from webapp.engine.image_lane import ImageLane
     from webapp.engine.text_lane import TextLane
     from webapp.engine.tokens import TokenCounter
+    from webapp.engine.training_lane import TrainingLane
     from webapp.loader import ModelManager
     from webapp.registry import LiveRegistry
 
@@ -46,4 +47,5 @@ def build_engine(
     engine.add_lane(TextLane(engine, **text_options))
     engine.add_lane(EmbeddingLane(engine, **({"embed": embed} if embed is not None else {})))
     engine.add_lane(DocumentLane(engine, **text_options))
+    engine.add_lane(TrainingLane(engine))
     return engine.start()

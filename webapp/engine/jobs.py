@@ -61,6 +61,31 @@ class EmbeddingResult:
 
 
 @dataclass(frozen=True)
+class TrainingSample:
+    prompt: str  # what was asked (a held-back example's input)
+    base: str  # the base model's answer
+    tuned: str  # the tuned voice's answer
+    reference: str  # the approved text
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    adapter_folder: str  # safetensors and its config, written whole
+    steps: int
+    losses: tuple[float, ...]  # the training loss at each step, resumed steps included
+    perplexity_before: float  # the held-back answers' perplexity under the base
+    perplexity_after: float  # and under the tuned voice
+    samples: tuple[TrainingSample, ...]
+    tokens: int  # tokens the run trained on (this run, not those before a resume)
+    seconds: float  # training time of this run, evaluation not included
+    resumed_from: int = 0  # the checkpoint's step, or 0 for a fresh start
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
 class Progress:
     step: int
     total: int
@@ -74,7 +99,7 @@ class Progress:
 class Job:
     request: Any
     user: User
-    kind: str  # the lane that runs it: image | text | embedding | document
+    kind: str  # the lane that runs it: image | text | embedding | document | training
     client: str = "page"  # where it came from: page | cli | api
     id: str = field(default_factory=lambda: f"job-{uuid.uuid4().hex[:12]}")
     submitted_at: float = field(default_factory=time.time)
@@ -86,6 +111,8 @@ class Job:
     preview: Any = None  # latest preview image (image jobs)
     text: str = ""  # text so far (text jobs; a document job's final answer)
     stage: str = ""  # what a long job is doing, in words ("12 of 42 pages read")
+    # What a long job reports beyond its progress, as plain data (a training run's losses).
+    details: Any = None
     error: str | None = None
     cancelled_by: str | None = None
     # What submit prepared for the lane: the prompt's token ids, for text.
@@ -117,6 +144,12 @@ class Job:
         if self.status == JobStatus.CANCELLED:
             raise JobCancelled(f"The job was cancelled by {self.cancelled_by}.")
         return self._result
+
+    @property
+    def outcome(self) -> Any:
+        """A done job's result without waiting (None otherwise): for end listeners, which
+        run before those waiting on `result()` are woken."""
+        return self._result if self.status == JobStatus.DONE else None
 
     def cancel(self, by_user: User) -> bool:
         """Ask the engine to cancel; only the owner or an admin may (else Forbidden)."""

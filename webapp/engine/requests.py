@@ -138,6 +138,14 @@ class ChatMessage:
 
 
 @dataclass(frozen=True)
+class VoiceAdapter:
+    """A tuned voice's LoRA adapter, switched on for one request on the cached base."""
+
+    name: str  # unique per voice version: "voice-12"
+    folder: str  # the adapter's folder (safetensors and its config)
+
+
+@dataclass(frozen=True)
 class TextRequest:
     kind: ClassVar[str] = "text"
 
@@ -154,6 +162,8 @@ class TextRequest:
     # The last message is the start of the answer (an assistant message) and the model goes
     # on from where it ends: Continue after an answer was stopped or cut at the limit.
     continues: bool = False
+    # A tuned voice: its adapter runs on `model` for this request alone.
+    adapter: VoiceAdapter | None = None
 
     @property
     def sampling_temperature(self) -> float:
@@ -314,3 +324,43 @@ class DocumentRequest:
     @property
     def sampling_temperature(self) -> float:
         return 0.0 if self.temperature < GREEDY_BELOW_TEMPERATURE else self.temperature
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    """One example as the lane learns it: the prompt turns and the answer to learn."""
+
+    prompt: tuple[ChatMessage, ...]
+    answer: str
+    source: str = ""  # where it came from, for messages: "texts.csv, row 4"
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """Tune a LoRA adapter for `model` on `train`, evaluated on `held_back`. The run writes
+    under `folder`: `checkpoint/` while it runs (a new request for the same folder resumes
+    from it) and `adapter/` when it is done."""
+
+    kind: ClassVar[str] = "training"
+
+    model: str
+    train: tuple[TrainingExample, ...] = field(repr=False)
+    held_back: tuple[TrainingExample, ...] = field(repr=False)
+    settings: Any  # webapp.tuning.presets.TuningSettings
+    folder: str
+    title: str = ""
+    samples: int = 3  # held-back prompts answered by the base and the tuned model
+    sample_tokens: int = 96
+
+    @property
+    def summary(self) -> str:
+        return self.title or f"Tuning a voice on {len(self.train):,} examples"
+
+    def check(self) -> None:
+        if not self.train:
+            raise ValidationError("There are no examples to train on.", field="examples")
+        if not self.held_back:
+            raise ValidationError(
+                "Some examples must be held back to evaluate the voice.", field="examples"
+            )
+        self.settings.check()

@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
+from webapp.backends import voice_adapters
 from webapp.backends.textgen import DecodeBatch, Sampling, Sequence
 from webapp.engine.core import Engine, failure_message
 from webapp.engine.jobs import Job, JobStatus, Progress, TextResult
@@ -159,8 +161,8 @@ class _Session:
         self.engine = engine
         self.model = model
         self._hold = ExitStack()
-        text_model = self._hold.enter_context(engine.manager.use(model))
-        self._batch = decode_batch(text_model)
+        self._text_model = self._hold.enter_context(engine.manager.use(model))
+        self._batch = decode_batch(self._text_model)
         self._jobs: dict[str, Job] = {}
 
     def __len__(self) -> int:
@@ -179,7 +181,7 @@ class _Session:
 
     def add(self, jobs: list[Job]) -> None:
         """Prefill the jobs' prompts together; a fault here fails only these jobs."""
-        jobs = [job for job in jobs if not job.finished]
+        jobs = [job for job in jobs if not job.finished and self._attach_voice(job)]
         if not jobs:
             return
         sequences = [self._sequence(job) for job in jobs]
@@ -195,6 +197,22 @@ class _Session:
             self._jobs[job.id] = job
             self._publish(job, sequence)
 
+    def _attach_voice(self, job: Job) -> bool:
+        """Attach the job's tuned voice to the cached model (once); False if it failed."""
+        adapter = job.request.adapter
+        if adapter is None:
+            return True
+        try:
+            voice_adapters.attach(self._text_model.model, adapter.name, Path(adapter.folder))
+        except AtelierError as error:
+            job._finish(JobStatus.FAILED, error=error.message)
+            return False
+        except Exception:
+            log.exception("the voice %s could not be attached to %s", adapter.name, self.model)
+            job._finish(JobStatus.FAILED, error=TEXT_FAILED)
+            return False
+        return True
+
     @staticmethod
     def _sequence(job: Job) -> Sequence:
         request: TextRequest = job.request
@@ -206,7 +224,10 @@ class _Session:
             request.stop,
             request.repetition_penalty,
         )
-        return Sequence(key=job.id, prompt_ids=list(job.prompt_ids), sampling=sampling)
+        adapter = request.adapter.name if request.adapter else None
+        return Sequence(
+            key=job.id, prompt_ids=list(job.prompt_ids), sampling=sampling, adapter=adapter
+        )
 
     def drop_finished_jobs(self) -> None:
         """Cancelled (or otherwise ended) jobs leave the batch."""

@@ -21,6 +21,7 @@ from webapp.services.models import ModelService
 from webapp.services.system import SystemService
 from webapp.services.team import TeamServices, build_team_services
 from webapp.services.text import TextService
+from webapp.services.voices import VoiceService, tool_voices
 from webapp.settings import Settings
 
 
@@ -46,6 +47,7 @@ class Services:
     system: SystemService
     text: TextService
     kits: BrandKitService
+    voices: VoiceService
     saver: ImageSaver
     chats: ChatKeeper
     api: ApiServices
@@ -98,6 +100,8 @@ def build_services(
     models = ModelService(engine, team.audit, client)
     if client == "page":
         models.pin_at_start()
+    voices = VoiceService(settings, engine, team.store, team.audit, client)
+    engine.add_end_listener(voices.job_ended)
     return Services(
         settings=settings,
         engine=engine,
@@ -107,13 +111,14 @@ def build_services(
         models=models,
         installs=InstallService(settings, engine, team.audit, client),
         system=SystemService(settings, engine, team.audit, client),
-        text=TextService(settings, engine, chats, client),
+        text=TextService(settings, engine, chats, client, tuned_voices=tool_voices(voices)),
         kits=BrandKitService(settings, team.audit, client),
+        voices=voices,
         saver=saver,
         chats=chats,
         api=ApiServices(
             images=ImageService(settings, engine, saver, "api"),
-            text=TextService(settings, engine, chats, "api"),
+            text=TextService(settings, engine, chats, "api", tuned_voices=tool_voices(voices)),
             embeddings=EmbeddingService(engine, "api"),
         ),
         owns_team=owns_team,

@@ -10,7 +10,18 @@ from webapp.services.audit import AuditService
 from webapp.users import User
 
 OUTCOMES = {JobStatus.DONE: "ok", JobStatus.FAILED: "failed", JobStatus.CANCELLED: "cancelled"}
-LEFT_OUT = ("init_image", "mask", "messages", "prompt", "negative_prompt")
+# Pictures, prompts kept elsewhere, and a training run's examples (the dataset has them)
+# and folder (a server path).
+LEFT_OUT = (
+    "init_image",
+    "mask",
+    "messages",
+    "prompt",
+    "negative_prompt",
+    "train",
+    "held_back",
+    "folder",
+)
 
 
 def record_job_end(audit: AuditService):
@@ -57,4 +68,6 @@ def check_quota(audit: AuditService):
 
 def _parameters(request: Any) -> dict[str, Any]:
     fields = asdict(request)
+    if fields.get("adapter"):  # a tuned voice: its name, not where its files are
+        fields["adapter"] = fields["adapter"]["name"]
     return {key: value for key, value in fields.items() if key not in LEFT_OUT}

@@ -7,13 +7,14 @@ by a job's id), and chat turns are kept in the person's work (`webapp.services.c
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from threading import Lock
 from typing import Any
 
 from webapp.embedded import DEFAULT_TEXT_MODEL
 from webapp.engine import ChatMessage, Engine, Job, JobStatus, TextRequest
-from webapp.engine.requests import random_seed
+from webapp.engine.requests import VoiceAdapter, random_seed
 from webapp.errors import NotFound, ValidationError
 from webapp.registry import ModelEntry
 from webapp.services.chats import ChatKeeper, Turn, asked_text, join_answer, result_title
@@ -64,6 +65,7 @@ class ToolRun:
     values: dict[str, Any] = field(default_factory=dict)  # what the person filled in
     voice: str | None = None
     prefix: str = ""  # Continue: the answer so far; the job writes the rest
+    adapter: VoiceAdapter | None = None  # a tuned voice's, switched on for these jobs
 
     @property
     def id(self) -> str:
@@ -107,9 +109,11 @@ class TextService:
         engine: Engine,
         chats: ChatKeeper | None = None,
         client: str = "page",
+        tuned_voices: Callable[[], list[Voice]] | None = None,
     ):
         self._settings = settings
         self._engine = engine
+        self._tuned_voices = tuned_voices or list  # approved tuned voices, for everyone
         self._chats = chats or ChatKeeper(None)  # keeps finished answers in the person's work
         self._client = client  # where the jobs come from, for the audit log
         self._runs: OrderedDict[str, ToolRun] = OrderedDict()  # by each of their jobs' ids
@@ -125,7 +129,11 @@ class TextService:
         return list(self.library().tools.values())
 
     def voices(self, user: User) -> list[Voice]:
-        return list(self.library().voices.values())
+        """The library's voices (written as prompts), then the approved tuned ones."""
+        return list(self._all_voices().values())
+
+    def _all_voices(self) -> dict[str, Voice]:
+        return {**self.library().voices, **{v.id: v for v in self._tuned_voices()}}
 
     def problems(self, user: User) -> list[str]:
         return list(self.library().problems)
@@ -157,7 +165,7 @@ class TextService:
         return library.tools[tool_id]
 
     def voice(self, voice_id: str) -> Voice:
-        voices = self.library().voices
+        voices = self._all_voices()
         if voice_id not in voices:
             raise ValidationError(
                 f"Unknown brand voice {voice_id!r}. Voices: {', '.join(voices) or 'none'}.",
@@ -418,12 +426,21 @@ class TextService:
         chosen_voice = self.voice(voice) if voice else None
         if chosen_voice is not None and not tool.takes_voice:
             raise ValidationError(f"{tool.name} does not use a brand voice.", field="voice")
-        # 2. The model and the parameters.
+        # 2. The model (a tuned voice's own base) and the parameters.
+        if chosen_voice is not None and chosen_voice.adapter is not None:
+            if model and model != chosen_voice.base_model:
+                raise ValidationError(
+                    f"The tuned voice “{chosen_voice.name}” runs on {chosen_voice.base_model}: "
+                    "choose that model, or a voice written as a prompt.",
+                    field="model",
+                )
+            model = chosen_voice.base_model
         model = model or self.default_model(tool)
         generation = self.generation(tool, model, **parameters)
         # 3. The prompt; the engine checks at submit that it fits the model's context.
         messages = build_messages(tool, values, chosen_voice, history)
-        return ToolRun(tool, model, messages, 0, generation, [], values, voice)
+        adapter = chosen_voice.adapter if chosen_voice is not None else None
+        return ToolRun(tool, model, messages, 0, generation, [], values, voice, adapter=adapter)
 
     def _submit(self, run: ToolRun, user: User, seed_offset: int = 0, prefix: str = "") -> Job:
         """One job of `run`; with `prefix`, one that goes on from that start of an answer."""
@@ -442,6 +459,7 @@ class TextService:
                 repetition_penalty=generation.repetition_penalty,
                 title=run.tool.name,
                 continues=bool(prefix.strip()),
+                adapter=run.adapter,
             ),
             user,
             client=self._client,

@@ -237,3 +237,62 @@ class DocumentEmbedding(Base):
     owner_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
     model: Mapped[str] = mapped_column(String(255))
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+RUN_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+
+
+class VoiceDataset(Base):
+    """A person's dataset of approved texts: a JSONL file under the data dir (train and
+    held-back examples) with its counts."""
+
+    __tablename__ = "voice_datasets"
+    __table_args__ = (Index(None, "owner_id", "created"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(String(1024), unique=True)  # under the data dir
+    examples: Mapped[int] = mapped_column(Integer)
+    held_back: Mapped[int] = mapped_column(Integer)
+    pairs: Mapped[int] = mapped_column(Integer, default=0)
+    # Word lengths, duplicates set aside and advice, as the page shows them.
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class VoiceRun(Base):
+    """A training run, and the tuned voice version it made: `voice` names the voice,
+    `version` counts its runs. Only an admin's approval makes a version usable by the team;
+    `live` marks the one version of a voice that Text tools serves."""
+
+    __tablename__ = "voice_runs"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="status"
+        ),
+        Index(None, "voice", "version", unique=True),
+        Index(None, "owner_id", "created"),
+        Index(None, "job_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    voice: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    base_model: Mapped[str] = mapped_column(String(255))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("voice_datasets.id"))
+    preset: Mapped[str] = mapped_column(String(32))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    folder: Mapped[str] = mapped_column(String(1024), unique=True)  # under the data dir
+    adapter_path: Mapped[str | None] = mapped_column(String(1024))  # set only when done
+    # Steps, losses, perplexity before and after, base and tuned answers side by side.
+    evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    approved_by: Mapped[str | None] = mapped_column(String(255))
+    approved_at: Mapped[datetime | None]
+    live: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = mapped_column(default=utc_now)
+    finished: Mapped[datetime | None]

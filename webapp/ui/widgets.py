@@ -145,6 +145,7 @@ JOB_KIND_NAMES = {
     "text": "Text",
     "document": "Document",
     "embedding": "Indexing",
+    "training": "Voice tuning",
 }
 STATUS_WORDS = {"done": "Done", "cancelled": "Cancelled"}
 
