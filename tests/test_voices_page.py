@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from tests.test_documents_page import app_env  # noqa: F401  (the fixture)
 from tests.test_pages import APP, text_of
 from webapp.ui.resources import get_services
 from webapp.users import User
@@ -24,7 +23,7 @@ def texts(count: int) -> str:
     )
 
 
-def open_voices(app_env, models_dir) -> AppTest:  # noqa: F811
+def open_voices(app_env, models_dir) -> AppTest:
     app_env(models_dir)
     app = AppTest.from_file(APP, default_timeout=120).run()
     app.switch_page("app_pages/voices.py").run()
@@ -42,7 +41,7 @@ def add_texts(app: AppTest, pasted: str) -> AppTest:
 
 
 def test_too_few_texts_are_refused_next_to_the_form_with_how_many_more(
-    app_env,  # noqa: F811  (the Documents page tests' fixture)
+    app_env,
     tiny_models_dir,
 ):
     app = open_voices(app_env, tiny_models_dir)
@@ -54,7 +53,7 @@ def test_too_few_texts_are_refused_next_to_the_form_with_how_many_more(
 
 
 def test_a_voice_is_tuned_evaluated_exported_and_approved_for_text_tools(
-    app_env,  # noqa: F811  (the Documents page tests' fixture)
+    app_env,
     tiny_models_dir,
 ):
     app = open_voices(app_env, tiny_models_dir)
