@@ -154,7 +154,8 @@ def test_a_text_job_is_answered_while_a_long_summary_runs(make_engine, canned):
         TextRequest("tiny-llm", (ChatMessage("user", "hi"),), max_new_tokens=4), BOB
     )
     chat.result(60)
-    assert not summary.finished
+    # the chat's few words came out while the summary's thousands were still being written
+    assert not summary.finished or chat.finished_at < summary.finished_at
     summary.cancel(ADA)
 
 
