@@ -35,8 +35,7 @@ DATABASE_SCHEMES = {
 }
 HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-SECRET_SETTINGS = ("database_url", "hf_endpoint")  # never repeated whole in a message
-SECRET_SETTINGS = ("database_url", "api_key")  # never repeated whole in a message
+SECRET_SETTINGS = ("database_url", "hf_endpoint", "api_key")  # never repeated whole in a message
 MIN_API_KEY_CHARS = 20
 
 
