@@ -229,7 +229,7 @@ def test_a_cancelled_batch_stops_at_its_next_step_and_the_replica_takes_the_next
         await run(_ray_batch(steps=150), close_after_steps=2)
         return alone, await run(short)
 
-    alone, after_a_cancel = asyncio.run(scenario())
+    alone, after_a_cancel = in_a_thread_of_its_own(scenario())
     # Not stopped, the 148 steps left would come first: about 37 times `alone`.
     assert after_a_cancel < 5 * alone + 1
 
@@ -242,10 +242,19 @@ def test_a_model_the_replicas_do_not_have_fails_with_a_message(tmp_path):
     async def events() -> list:
         return [event async for event in replica.generate(_ray_batch(steps=2))]
 
-    *_, last = asyncio.run(events())
+    *_, last = in_a_thread_of_its_own(events())
     assert isinstance(last, Failed)
     assert last.message.startswith("On the image cluster:") and "tiny-sd" in last.message
     assert "same models folder" in last.message and "tell your Atelier admin" in last.message
+
+
+def in_a_thread_of_its_own(coroutine):
+    """Run `coroutine` to its end in a new event loop on another thread: the session's
+    browser tests (Playwright's sync API) keep an event loop running on this one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _ray_batch(steps: int) -> RayBatch:
