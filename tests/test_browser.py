@@ -585,7 +585,10 @@ def test_an_admin_installs_a_model_from_the_hub_and_makes_an_image_with_it(
         page.get_by_role("link", name="Image Studio").click()
         page.get_by_label("What should the picture show?").fill("a lighthouse")
         page.get_by_text("Advanced").click()
-        page.locator(".st-key-img-model").click()
+        model_choice = page.locator(".st-key-img-model")
+        # Scrolled to first: a list that opens while the page still scrolls closes again.
+        model_choice.scroll_into_view_if_needed()
+        model_choice.click()
         page.get_by_role("option", name="little-sd").click()
         # The installed copy has none of tiny-sd's catalog defaults: a small, short picture.
         page.get_by_label("Steps").fill("4")
