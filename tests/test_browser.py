@@ -261,7 +261,7 @@ def test_a_reload_during_an_image_job_follows_it_and_then_shows_the_image(page, 
     open_studio_with_many_steps(page, app_url, "a lighthouse in a storm")
     page.get_by_role("button", name="Generate").click()
     page.get_by_text(re.compile(r"Step \d+ of 150")).wait_for()
-    assert "job=" in page.url  # the job being made is in the address
+    page.wait_for_url(lambda address: "job=" in address)  # the job being made is in the address
     page.reload()
     page.get_by_text(re.compile(r"Step \d+ of 150")).wait_for()  # the same job, followed again
     assert page.get_by_label("What should the picture show?").input_value() == (
@@ -276,10 +276,10 @@ def test_back_from_a_tool_returns_to_the_tool_gallery(page, app_url):
     page.get_by_text("Pick a tool.").wait_for()
     page.locator(".st-key-open-summarise button").click()
     page.get_by_role("heading", name="Summarise").wait_for()
-    assert "tool=summarise" in page.url
+    page.wait_for_url(lambda address: "tool=summarise" in address)
     page.go_back()
     page.get_by_text("Pick a tool.").wait_for()
-    assert "tool=" not in page.url
+    page.wait_for_url(lambda address: "tool=" not in address)
 
 
 def test_a_markdown_image_in_a_models_answer_fetches_nothing(page, app_server):
@@ -366,7 +366,7 @@ def test_stop_in_the_chat_keeps_the_question_and_the_answer_so_far(browser, smol
         page.get_by_role("button", name="Regenerate").wait_for()
         page.get_by_role("button", name="Continue").wait_for()
         page.get_by_text("Tell me a long story about a lighthouse.").wait_for()
-        assert "chat=" in page.url
+        page.wait_for_url(lambda address: "chat=" in address)
         page.reload()  # the stopped turn is kept: question, partial answer and its buttons
         page.get_by_text("Tell me a long story about a lighthouse.").wait_for()
         page.get_by_text(start).first.wait_for()
