@@ -87,7 +87,7 @@ def describe(name: str) -> None:
 
 def delete_model(name: str) -> None:
     try:
-        services.installs.remove(name, user)
+        services.local_models.remove(name, user)
         flash("success", f"Deleted {name}.")
     except AtelierError as error:
         flash("error", error.message)
@@ -155,7 +155,7 @@ def dismiss_install(install_id: str) -> None:
 
 def import_from_path() -> None:
     try:
-        entry = services.installs.import_path(
+        entry = services.local_models.import_path(
             state.get("import-path", ""), user, name=state.get("import-name") or None
         )
     except AtelierError as error:
@@ -171,7 +171,7 @@ def import_upload() -> None:
         state["import-error"] = AtelierError("Choose a file to upload first.", field="upload")
         return
     try:
-        entry = services.installs.import_upload(
+        entry = services.local_models.import_upload(
             upload.name, upload.getvalue(), user, name=state.get("upload-name") or None
         )
     except AtelierError as error:

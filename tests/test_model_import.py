@@ -69,7 +69,7 @@ def services(make_services, models_dir, outside):
 def test_each_model_format_imports_from_a_server_folder(
     services, admin, outside, source, kind, fmt
 ):
-    entry = services.installs.import_path(str(outside / source), admin)
+    entry = services.local_models.import_path(str(outside / source), admin)
 
     assert (entry.kind, entry.format) == (kind, fmt)
     assert services.engine.registry().get(entry.name, kind=kind).ready
@@ -77,14 +77,14 @@ def test_each_model_format_imports_from_a_server_folder(
 
 
 def test_an_imported_folder_leaves_pickle_files_behind(services, admin, outside, models_dir):
-    services.installs.import_path(str(outside / "house-llm"), admin, name="llm-copy")
+    services.local_models.import_path(str(outside / "house-llm"), admin, name="llm-copy")
 
     assert (models_dir / "llm-copy" / "model.safetensors").is_file()
     assert not (models_dir / "llm-copy" / "training_state.bin").exists()
 
 
 def test_a_lora_imports_into_the_loras_folder(services, admin, outside, models_dir):
-    entry = services.installs.import_path(str(outside / "house-lora.safetensors"), admin)
+    entry = services.local_models.import_path(str(outside / "house-lora.safetensors"), admin)
 
     assert entry.kind == "lora"
     assert (models_dir / LORA_DIR / "house-lora.safetensors").is_file()
@@ -94,7 +94,9 @@ def test_a_lora_imports_into_the_loras_folder(services, admin, outside, models_d
 def test_an_uploaded_lora_is_checked_and_added(services, admin, outside, models_dir):
     data = (outside / "house-lora.safetensors").read_bytes()
 
-    entry = services.installs.import_upload("my style.safetensors", data, admin, name="my-style")
+    entry = services.local_models.import_upload(
+        "my style.safetensors", data, admin, name="my-style"
+    )
 
     assert entry.kind == "lora" and (models_dir / LORA_DIR / "my-style.safetensors").is_file()
 
@@ -104,11 +106,11 @@ def test_an_upload_in_a_pickle_format_or_over_the_limit_is_refused(
 ):
     services = make_services(models_dir, upload_max_mb=1)
     with pytest.raises(ValidationError) as pickle:
-        services.installs.import_upload("model.ckpt", b"PK\x03\x04", admin)
+        services.local_models.import_upload("model.ckpt", b"PK\x03\x04", admin)
     assert pickle.value.field == "upload" and ".safetensors" in pickle.value.message
 
     with pytest.raises(ValidationError) as large:
-        services.installs.import_upload("big.safetensors", bytes(2 * 2**20), admin)
+        services.local_models.import_upload("big.safetensors", bytes(2 * 2**20), admin)
     assert "1 MB" in large.value.message
 
 
@@ -117,7 +119,7 @@ def test_a_path_outside_the_import_folders_is_refused(services, admin, tmp_path,
     shutil.copytree(models_dir / "tiny-llm", elsewhere)
 
     with pytest.raises(ValidationError) as refused:
-        services.installs.import_path(str(elsewhere), admin, name="sneaky")
+        services.local_models.import_path(str(elsewhere), admin, name="sneaky")
 
     assert "outside the import folders" in refused.value.message
     assert refused.value.field == "source"
@@ -129,7 +131,7 @@ def test_a_link_out_of_the_import_folders_is_refused(services, admin, outside, m
     link.symlink_to(models_dir / "tiny-llm")
     try:
         with pytest.raises(ValidationError) as refused:
-            services.installs.import_path(str(link), admin, name="linked")
+            services.local_models.import_path(str(link), admin, name="linked")
     finally:
         link.unlink()
 
@@ -140,7 +142,7 @@ def test_import_folders_must_be_set_first(make_services, models_dir, admin, outs
     services = make_services(models_dir)
 
     with pytest.raises(ValidationError) as unset:
-        services.installs.import_path(str(outside / "house-sd"), admin)
+        services.local_models.import_path(str(outside / "house-sd"), admin)
 
     assert "ATELIER_IMPORT_ROOTS" in unset.value.message
 
@@ -153,9 +155,9 @@ def test_a_damaged_or_pickle_model_is_refused_and_nothing_is_added(
 
     before = visible()
     with pytest.raises(ValidationError) as broken:
-        services.installs.import_path(str(outside / "broken.safetensors"), admin)
+        services.local_models.import_path(str(outside / "broken.safetensors"), admin)
     with pytest.raises(ValidationError) as pickled:
-        services.installs.import_path(str(outside / "pickled"), admin)
+        services.local_models.import_path(str(outside / "pickled"), admin)
 
     assert "cannot be added" in broken.value.message
     assert "no weight files" in pickled.value.message or "pickle" in pickled.value.message
@@ -165,14 +167,14 @@ def test_a_damaged_or_pickle_model_is_refused_and_nothing_is_added(
 
 def test_a_name_that_collides_with_an_installed_model_is_refused(services, admin, outside):
     with pytest.raises(ValidationError) as taken:
-        services.installs.import_path(str(outside / "house-sd"), admin, name="tiny-sd")
+        services.local_models.import_path(str(outside / "house-sd"), admin, name="tiny-sd")
 
     assert taken.value.field == "name" and "already installed" in taken.value.message
     assert services.engine.registry().get("tiny-sd").path.is_dir()
 
 
 def test_deleting_a_model_removes_it_and_is_audited(services, admin, models_dir):
-    services.installs.remove("tiny-llm", admin)
+    services.local_models.remove("tiny-llm", admin)
 
     assert not (models_dir / "tiny-llm").exists()
     assert "tiny-llm" not in services.engine.registry().entries
@@ -190,13 +192,13 @@ def test_a_model_a_job_uses_cannot_be_deleted(models_dir, tmp_path, admin):
         )
         recorder.in_first_call.wait(60)
         with pytest.raises(ValidationError) as busy:
-            services.installs.remove("tiny-sd", admin)
+            services.local_models.remove("tiny-sd", admin)
         assert "used by 1 job" in busy.value.message
         assert (models_dir / "tiny-sd").is_dir()
         recorder.gate.set()
         services.images.finish(run, admin)
 
-        services.installs.remove("tiny-sd", admin)
+        services.local_models.remove("tiny-sd", admin)
         assert not (models_dir / "tiny-sd").exists()
     finally:
         recorder.gate.set()
@@ -205,9 +207,9 @@ def test_a_model_a_job_uses_cannot_be_deleted(models_dir, tmp_path, admin):
 
 def test_a_member_cannot_import_or_delete(services, member, outside):
     with pytest.raises(Forbidden):
-        services.installs.import_path(str(outside / "house-sd"), member)
+        services.local_models.import_path(str(outside / "house-sd"), member)
     with pytest.raises(Forbidden):
-        services.installs.remove("tiny-sd", member)
+        services.local_models.remove("tiny-sd", member)
 
 
 def test_what_a_killed_import_left_behind_is_removed_at_the_next_start(make_services, models_dir):

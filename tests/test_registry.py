@@ -8,15 +8,8 @@ from safetensors.torch import save_file
 
 from webapp.embedded import packaged_gguf
 from webapp.errors import ModelLoadError, ModelNotFound, ModelRefused, ValidationError
-from webapp.registry import (
-    BROKEN,
-    READY,
-    REFUSED,
-    check_model_name,
-    discover,
-    lora_names,
-    lora_path,
-)
+from webapp.model_entry import BROKEN, READY, REFUSED, check_model_name
+from webapp.registry import discover, lora_names, lora_path
 from webapp.settings import Settings
 
 

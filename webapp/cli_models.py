@@ -114,7 +114,7 @@ def _follow(installs, install_id: str, user, quiet: bool):
 def cmd_models_import(settings: Settings, args: argparse.Namespace) -> int:
     services, user = _services(settings)
     try:
-        entry = services.installs.import_path(args.path, user, name=args.name)
+        entry = services.local_models.import_path(args.path, user, name=args.name)
     finally:
         services.close()
     shown = {"name": entry.name, "kind": entry.kind, "format": entry.format, "family": entry.family}
@@ -135,7 +135,7 @@ def cmd_models_remove(settings: Settings, args: argparse.Namespace) -> int:
             return 1
     services, user = _services(settings)
     try:
-        entry = services.installs.remove(args.name, user)
+        entry = services.local_models.remove(args.name, user)
     finally:
         services.close()
     print(f"Deleted {entry.name}.")

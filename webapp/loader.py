@@ -23,7 +23,8 @@ import torch
 from webapp.backends.memory import module_bytes
 from webapp.device import dtype_for, free_cached_memory
 from webapp.errors import AtelierError, ModelLoadError, without_paths
-from webapp.registry import ModelEntry, Registry, check_model_name
+from webapp.model_entry import ModelEntry, check_model_name
+from webapp.registry import Registry
 from webapp.settings import Settings, env_name
 
 log = logging.getLogger(__name__)

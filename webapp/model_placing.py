@@ -15,7 +15,8 @@ from pathlib import Path
 
 from webapp.errors import ValidationError
 from webapp.hub.plan import RepoPlan, is_safe_file
-from webapp.registry import LORA_DIR, ModelEntry, check_model_name, inspect_candidate
+from webapp.model_entry import LORA_DIR, ModelEntry, check_model_name
+from webapp.model_inspection import inspect_candidate
 
 MODEL_SUFFIXES = (".safetensors", ".gguf")
 

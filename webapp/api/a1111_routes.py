@@ -26,11 +26,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from webapp.api.access import caller
+from webapp.api.access import Handler, keyed_route, shared_services
 from webapp.api.bodies import Fields, picture_body_limit, read_json
 from webapp.api.config import ApiConfig
-from webapp.api.job_waiting import ClientGone, until_finished
-from webapp.api.refusals import Refusal, refusal_of
+from webapp.api.job_waiting import until_finished
+from webapp.api.refusals import Refusal
 from webapp.engine import Job, JobStatus
 from webapp.engine.jobs import JobCancelled
 from webapp.errors import ValidationError
@@ -94,20 +94,11 @@ class Checkpoints:
 def a1111_routes(config: ApiConfig) -> list[Route]:
     checkpoints = Checkpoints()
 
-    def route(path: str, handler, method: str) -> Route:
-        async def endpoint(request: Request) -> Response:
-            try:
-                user = await caller(request, config)
-                return await handler(request, user)
-            except ClientGone:
-                return Response(status_code=499)
-            except Exception as error:
-                return a1111_error(refusal_of(error))
-
-        return Route(config.path("/sdapi/v1" + path), endpoint, methods=[method])
+    def route(path: str, handler: Handler, method: str) -> Route:
+        return keyed_route(config, "/sdapi/v1" + path, handler, method, a1111_error)
 
     async def services():
-        return await run_in_threadpool(config.services)
+        return await shared_services(config)
 
     # -- what there is ------------------------------------------------------------------------
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from webapp.api.access import caller
+from webapp.api.access import Handler, keyed_route, shared_services
 from webapp.api.bodies import Fields, read_json
 from webapp.api.config import ApiConfig
-from webapp.api.job_waiting import ClientGone, JobWatch, cancel_soon, until_finished
+from webapp.api.job_waiting import JobWatch, cancel_soon, until_finished
 from webapp.api.refusals import Refusal, refusal_of
 from webapp.engine import ChatMessage, Job, JobStatus
 from webapp.engine.jobs import JobCancelled, JobFailed
@@ -34,8 +34,6 @@ ROLES = {"system": "system", "developer": "system", "user": "user", "assistant":
 FINISH_REASONS = {"stop": "stop", "eos": "stop", "length": "length"}
 QUALITIES = {"standard": "Balanced", "low": "Fast", "medium": "Balanced", "high": "Best",
              "hd": "Best", "auto": "Balanced"}  # fmt: skip
-
-Handler = Callable[[Request, User], Awaitable[Response]]
 
 
 def openai_error(refusal: Refusal) -> JSONResponse:
@@ -52,19 +50,10 @@ def openai_error(refusal: Refusal) -> JSONResponse:
 
 def openai_routes(config: ApiConfig) -> list[Route]:
     def route(path: str, handler: Handler, method: str) -> Route:
-        async def endpoint(request: Request) -> Response:
-            try:
-                user = await caller(request, config)
-                return await handler(request, user)
-            except ClientGone:
-                return Response(status_code=499)
-            except Exception as error:
-                return openai_error(refusal_of(error))
-
-        return Route(config.path(path), endpoint, methods=[method])
+        return keyed_route(config, path, handler, method, openai_error)
 
     async def services():
-        return await run_in_threadpool(config.services)
+        return await shared_services(config)
 
     # -- GET /v1/models --------------------------------------------------------------------
 

@@ -174,7 +174,7 @@ class ImageReplica:
 
 
 def _failure(error: Exception) -> str:
-    from webapp.engine.core import failure_message
+    from webapp.engine.failures import failure_message
     from webapp.errors import AtelierError, ModelNotFound
 
     if isinstance(error, ModelNotFound):

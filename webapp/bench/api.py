@@ -15,7 +15,6 @@ from __future__ import annotations
 import multiprocessing
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from starlette.applications import Starlette
 from webapp.api import ApiConfig, api_routes
 from webapp.api.local_server import served_in_thread
 from webapp.bench.api_clients import serve_rounds
+from webapp.bench.at_once import at_once
 from webapp.engine import ChatMessage
 from webapp.services import Services, build_services
 from webapp.services.images import ImageForm
@@ -202,30 +202,7 @@ def _alternate(direct, api_clients, asked, people, repeats: int) -> dict[str, li
 def _round(run: Callable[[User], tuple[int, float | None]], users: list[User]) -> Round:
     """Every person at once, from threads of this process (as page sessions are); the
     makespan from the start to the last one done."""
-    start = threading.Barrier(len(users) + 1)
-    results: list[tuple[int, float | None] | BaseException] = []
-    lock = threading.Lock()
-
-    def one(user: User) -> None:
-        start.wait()
-        try:
-            outcome = run(user)
-        except BaseException as error:  # reported after the round
-            outcome = error
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=one, args=(user,)) for user in users]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    makespan = time.perf_counter() - began
-    failed = [r for r in results if isinstance(r, BaseException)]
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {len(users)} direct clients failed") from failed[0]
+    makespan, results = at_once(run, users)
     tokens = sum(r[0] for r in results)
     firsts = tuple(r[1] for r in results if r[1] is not None)
     return Round(makespan, tokens, firsts)

@@ -1,15 +1,16 @@
 """The API's clients for `atelier bench api`, in a process of their own as real clients are
 (their HTTP and JSON work never competes with the server's threads for the interpreter).
-Imports only httpx: the process starts fast."""
+Imports only httpx and the standard library: the process starts fast."""
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import Any
 
 import httpx
+
+from webapp.bench.at_once import at_once
 
 
 def serve_rounds(connection, url: str, keys: list[str]) -> None:
@@ -26,30 +27,7 @@ def serve_rounds(connection, url: str, keys: list[str]) -> None:
 
 def _round(client: httpx.Client, url: str, keys: list[str], kind: str, body: dict[str, Any]):
     run = _image if kind == "image" else _text
-    start = threading.Barrier(len(keys) + 1)
-    results: list[Any] = []
-    lock = threading.Lock()
-
-    def one(key: str) -> None:
-        start.wait()
-        try:
-            outcome = run(client, url, key, body)
-        except Exception as error:
-            outcome = error
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=one, args=(key,)) for key in keys]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    makespan = time.perf_counter() - began
-    failed = [r for r in results if isinstance(r, Exception)]
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {len(keys)} clients failed: {failed[0]}")
+    makespan, results = at_once(lambda key: run(client, url, key, body), keys)
     return makespan, sum(r[0] for r in results), [r[1] for r in results if r[1] is not None]
 
 

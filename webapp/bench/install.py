@@ -98,7 +98,7 @@ def _atelier(services, poll_seconds: float | None) -> tuple[float, list[float]]:
         poller.join()
     if done.status != "done":
         raise RuntimeError(f"the bench install ended {done.status}: {done.error}")
-    services.installs.remove("bench-llm", BENCH_ADMIN)
+    services.local_models.remove("bench-llm", BENCH_ADMIN)
     services.installs.dismiss(install.id, BENCH_ADMIN)
     return seconds, asks
 

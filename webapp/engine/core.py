@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from webapp.engine.failures import FAILED_MESSAGE, failure_message
 from webapp.engine.fair_queue import FairQueue
 from webapp.engine.jobs import Job, JobStatus
 from webapp.errors import AtelierError, Forbidden
@@ -34,22 +35,6 @@ SubmitCheck = Callable[[Any, User, list[Job]], None]
 
 KEEP_FINISHED = 200  # finished jobs kept for the Queue page
 WORKER_CALL_SECONDS = 600  # the longest a page waits for a load on the worker
-OOM_MESSAGE = (
-    "The GPU ran out of memory for this job. Try a smaller size or fewer images, "
-    "or try again when the queue is quieter."
-)
-FAILED_MESSAGE = (
-    "This job failed. Try again; if it keeps failing, tell your Atelier admin "
-    "(the server log has the details)."
-)
-
-
-def failure_message(error: BaseException, otherwise: str) -> str:
-    """What the person reads: what to try after running out of memory, or `otherwise`."""
-    out_of_memory = (
-        type(error).__name__ == "OutOfMemoryError" or "out of memory" in str(error).lower()
-    )
-    return OOM_MESSAGE if out_of_memory else otherwise
 
 
 class Engine:

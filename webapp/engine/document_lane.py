@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webapp.backends.textgen import DecodeBatch, Sampling, Sequence
-from webapp.engine.core import Engine, failure_message
+from webapp.engine.core import Engine
+from webapp.engine.failures import failure_message
 from webapp.engine.jobs import Job, JobStatus, Progress
 from webapp.engine.lane import Lane
 from webapp.engine.requests import DocumentOutcome, DocumentRequest

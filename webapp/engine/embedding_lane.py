@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from webapp.engine.core import Engine, failure_message
+from webapp.engine.core import Engine
+from webapp.engine.failures import failure_message
 from webapp.engine.jobs import EmbeddingResult, Job, JobStatus, Progress
 from webapp.engine.lane import Lane
 from webapp.engine.requests import EmbeddingRequest

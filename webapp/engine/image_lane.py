@@ -13,8 +13,9 @@ from typing import Any
 import torch
 
 from webapp.backends import diffusion
-from webapp.backends.diffusion import BatchSettings, ImageRow
-from webapp.engine.core import Engine, failure_message
+from webapp.engine.core import Engine
+from webapp.engine.failures import failure_message
+from webapp.engine.image_batch import batch_rows, batch_settings
 from webapp.engine.jobs import ImageResult, Job, JobStatus, Progress
 from webapp.engine.lane import Lane
 from webapp.engine.remote_images import ClusterState, RemoteImages
@@ -199,29 +200,9 @@ class ImageLane(Lane):
 
     def _generate(self, jobs: list[Job]) -> list[Any]:
         first: ImageRequest = jobs[0].request
-        rows, owners = [], []
-        for job in jobs:
-            request: ImageRequest = job.request
-            for index in range(request.num_images):
-                rows.append(
-                    ImageRow(
-                        request.prompt,
-                        request.negative_prompt,
-                        request.seed + index,
-                        request.init_image,
-                        request.mask,
-                    )
-                )
-                owners.append(job)
-        batch = BatchSettings(
-            mode=first.mode,
-            width=first.width,
-            height=first.height,
-            steps=first.steps,
-            guidance=first.guidance,
-            scheduler=first.scheduler,
-            strength=first.strength,
-        )
+        rows = batch_rows(jobs)
+        owners = [job for job in jobs for _ in range(job.request.num_images)]
+        batch = batch_settings(first)
         family = self.engine.registry().get(first.model).family
         on_step = self._step_callback(owners, family, effective_steps(first))
         loras = [

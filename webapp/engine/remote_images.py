@@ -20,8 +20,8 @@ import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from webapp.backends.diffusion import BatchSettings, ImageRow
 from webapp.backends.ray_images import Done, Failed, RayBatch, Started, Step
+from webapp.engine.image_batch import batch_rows, batch_settings
 from webapp.engine.jobs import ImageResult, Job, JobStatus, Progress
 from webapp.engine.requests import ImageRequest
 from webapp.settings import env_name
@@ -235,20 +235,8 @@ CLUSTER_FAILED = (
 def remote_batch(jobs: list[Job]) -> RayBatch:
     """The jobs of one batch as the replica reads them."""
     first: ImageRequest = jobs[0].request
-    rows = tuple(
-        ImageRow(r.prompt, r.negative_prompt, r.seed + i, r.init_image, r.mask)
-        for r in (job.request for job in jobs)
-        for i in range(r.num_images)
-    )
-    settings = BatchSettings(
-        mode=first.mode,
-        width=first.width,
-        height=first.height,
-        steps=first.steps,
-        guidance=first.guidance,
-        scheduler=first.scheduler,
-        strength=first.strength,
-    )
+    rows = tuple(batch_rows(jobs))
+    settings = batch_settings(first)
     loras = tuple((lora.name, lora.weight) for lora in first.loras)
     return RayBatch(first.model, rows, settings, loras)
 

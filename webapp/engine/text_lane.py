@@ -12,7 +12,8 @@ from typing import Any
 
 from webapp.backends import voice_adapters
 from webapp.backends.textgen import DecodeBatch, Sampling, Sequence
-from webapp.engine.core import Engine, failure_message
+from webapp.engine.core import Engine
+from webapp.engine.failures import failure_message
 from webapp.engine.jobs import Job, JobStatus, Progress, TextResult
 from webapp.engine.lane import Lane
 from webapp.engine.remote_text import RemoteText

@@ -17,6 +17,7 @@ from webapp.services.images import ImageService
 from webapp.services.installs import InstallService
 from webapp.services.job_audit import check_quota, record_job_end
 from webapp.services.jobs import JobService
+from webapp.services.local_models import LocalModelService
 from webapp.services.models import ModelService
 from webapp.services.system import SystemService
 from webapp.services.team import TeamServices, build_team_services
@@ -44,6 +45,7 @@ class Services:
     images: ImageService
     models: ModelService
     installs: InstallService
+    local_models: LocalModelService
     system: SystemService
     text: TextService
     kits: BrandKitService
@@ -110,6 +112,7 @@ def build_services(
         images=ImageService(settings, engine, saver, client),
         models=models,
         installs=InstallService(settings, engine, team.audit, client),
+        local_models=LocalModelService(settings, engine, team.audit, client),
         system=SystemService(settings, engine, team.audit, client),
         text=TextService(settings, engine, chats, client, tuned_voices=tool_voices(voices)),
         kits=BrandKitService(settings, team.audit, client),

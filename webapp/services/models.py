@@ -12,7 +12,7 @@ from webapp.catalog_file import update_entries
 from webapp.engine import Engine
 from webapp.errors import AtelierError, ValidationError
 from webapp.loader import ModelStats
-from webapp.registry import ModelEntry, check_model_name
+from webapp.model_entry import ModelEntry, check_model_name
 from webapp.services.audit import AuditService
 from webapp.users import User
 

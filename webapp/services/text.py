@@ -14,13 +14,20 @@ from typing import Any
 
 from webapp.embedded import DEFAULT_TEXT_MODEL
 from webapp.engine import ChatMessage, Engine, Job, JobStatus, TextRequest
-from webapp.engine.requests import VoiceAdapter, random_seed
+from webapp.engine.requests import VoiceAdapter
 from webapp.errors import NotFound, ValidationError
+from webapp.generation import (
+    BUILT_IN_SETTINGS,
+    Generation,
+    check_chosen,
+    generation_of,
+    layered_settings,
+    model_settings,
+)
 from webapp.registry import ModelEntry
 from webapp.services.chats import ChatKeeper, Turn, asked_text, join_answer, result_title
 from webapp.settings import Settings
 from webapp.text_tools import (
-    PRESETS,
     Library,
     Tool,
     Voice,
@@ -33,25 +40,8 @@ from webapp.users import User
 
 CHAT_TOOL = "chat"
 KEEP_RUNS = 500  # runs a reloaded page may find again by a job's id
-# Generation settings a text model's catalog `defaults` may give, and their types.
-MODEL_SETTINGS = {
-    "temperature": float,
-    "top_p": float,
-    "max_new_tokens": int,
-    "repetition_penalty": float,
-}
-BUILT_IN_SETTINGS = {"temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.0}
 # An API completion that names no length may use the room left in the context, up to this.
 OPEN_ENDED_TOKENS = 4096
-
-
-@dataclass(frozen=True)
-class Generation:
-    temperature: float
-    top_p: float
-    max_new_tokens: int
-    seed: int
-    repetition_penalty: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -178,19 +168,13 @@ class TextService:
     def settings_for(
         self, tool: Tool, model: str | None = None, preset: str | None = None
     ) -> dict[str, Any]:
-        """The settings a run starts from, each from the last place that gives it: the
-        tool's style of answer and length, then the model's own defaults (the catalog),
-        then a style of answer the person picked. What they set in Advanced goes on top."""
-        values: dict[str, Any] = {**BUILT_IN_SETTINGS, "max_new_tokens": tool.max_new_tokens}
-        values.update(PRESETS[tool.preset])
-        values.update(self._model_settings(model or self.default_model(tool)))
-        if preset is not None:
-            if preset not in PRESETS:
-                raise ValidationError(
-                    f"Unknown preset {preset!r}: use {', '.join(PRESETS)}.", field="preset"
-                )
-            values.update(PRESETS[preset])
-        return values
+        """The settings a run starts from (`webapp.generation.layered_settings`)."""
+        defaults = self._model_defaults(model or self.default_model(tool))
+        return layered_settings(tool, defaults, preset)
+
+    def _model_defaults(self, model: str) -> dict[str, Any]:
+        entry = self._engine.registry().entries.get(model)
+        return entry.defaults if entry is not None else {}
 
     def generation(
         self,
@@ -201,28 +185,8 @@ class TextService:
         **chosen: Any,
     ) -> Generation:
         """The settings of one run: `settings_for`, then what the person set (None: not set)."""
-        unknown = set(chosen) - set(MODEL_SETTINGS)
-        if unknown:
-            raise TypeError(f"unknown generation settings {sorted(unknown)}")
-        values = self.settings_for(tool, model, preset)
-        values.update({name: value for name, value in chosen.items() if value is not None})
-        return Generation(
-            temperature=float(values["temperature"]),
-            top_p=float(values["top_p"]),
-            max_new_tokens=int(values["max_new_tokens"]),
-            seed=random_seed() if seed is None else seed,
-            repetition_penalty=float(values["repetition_penalty"]),
-        )
-
-    def _model_settings(self, model: str) -> dict[str, Any]:
-        entry = self._engine.registry().entries.get(model)
-        defaults = entry.defaults if entry is not None else {}
-        settings = {}
-        for name, kind in MODEL_SETTINGS.items():
-            value = defaults.get(name)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                settings[name] = kind(value)
-        return settings
+        check_chosen(chosen)
+        return generation_of(self.settings_for(tool, model, preset), seed, chosen)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -287,20 +251,20 @@ class TextService:
         from the model's catalog defaults; an unset length is the room left in the context
         (at most OPEN_ENDED_TOKENS)."""
         model = model or self.default_model()
-        settings = {**BUILT_IN_SETTINGS, **self._model_settings(model)}
-        settings.update({name: value for name, value in chosen.items() if value is not None})
         if max_new_tokens is None:  # (no messages: the request's own check says so)
             max_new_tokens = self._room_left(model, messages) if messages else 1
+        values = {**BUILT_IN_SETTINGS, **model_settings(self._model_defaults(model))}
+        generation = generation_of({**values, "max_new_tokens": max_new_tokens}, seed, chosen)
         return self._engine.submit(
             TextRequest(
                 model=model,
                 messages=messages,
-                max_new_tokens=max_new_tokens,
-                temperature=float(settings["temperature"]),
-                top_p=float(settings["top_p"]),
-                seed=random_seed() if seed is None else seed,
+                max_new_tokens=generation.max_new_tokens,
+                temperature=generation.temperature,
+                top_p=generation.top_p,
+                seed=generation.seed,
                 stop=stop,
-                repetition_penalty=float(settings["repetition_penalty"]),
+                repetition_penalty=generation.repetition_penalty,
             ),
             user,
             client=self._client,

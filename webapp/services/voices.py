@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import secrets
 import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,83 +23,33 @@ from sqlalchemy import func, select
 
 from webapp.atomic import write_file
 from webapp.engine import Engine, Job, JobStatus
-from webapp.engine.requests import TrainingExample, TrainingRequest, VoiceAdapter
+from webapp.engine.requests import TrainingRequest, VoiceAdapter
 from webapp.errors import NotFound, ValidationError
 from webapp.paths import confined
 from webapp.services.audit import AuditService
+from webapp.services.voice_records import (
+    DatasetInfo,
+    TunedVoice,
+    VoiceVersion,
+    dataset_info,
+    evaluation_of,
+    model_card,
+    voice_name,
+)
 from webapp.settings import Settings
 from webapp.store import Store, utc_now
 from webapp.store.tables import Person, VoiceDataset, VoiceRun
 from webapp.text_tools import Voice
 from webapp.tuning.dataset import Dataset, Example, build_dataset, from_jsonl, to_jsonl
 from webapp.tuning.presets import TuningSettings, settings_for
-from webapp.tuning.prompts import prompt_messages
+from webapp.tuning.prompts import training_request
 from webapp.users import User
 
 log = logging.getLogger(__name__)
 
 VOICES_DIR = "voices"
 TUNED_PREFIX = "tuned-"  # a tuned voice's id in Text tools: never a library voice's
-NAME_CHARS = 60
-SLUG = re.compile(r"[^a-z0-9]+")
-SAMPLES, SAMPLE_TOKENS = 3, 64  # held-back prompts answered side by side, and their length
 RESTARTED = "Stopped when Atelier restarted. Resume goes on from the last checkpoint."
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    id: int
-    name: str
-    examples: int
-    held_back: int
-    pairs: int
-    stats: dict[str, Any]
-    created: datetime
-
-
-@dataclass(frozen=True)
-class VoiceVersion:
-    id: int
-    voice: str
-    version: int
-    owner_id: str
-    base_model: str
-    dataset_id: int
-    preset: str
-    settings: dict[str, Any]
-    status: str  # queued | running | done | failed | cancelled
-    job_id: str | None
-    evaluation: dict[str, Any]
-    error: str | None
-    approved_by: str | None
-    approved_at: datetime | None
-    live: bool
-    created: datetime
-    finished: datetime | None
-    can_resume: bool = False
-
-    @property
-    def approved(self) -> bool:
-        return self.approved_at is not None
-
-
-@dataclass(frozen=True)
-class TunedVoice:
-    """An approved, live voice version as Text tools uses it."""
-
-    id: str  # "tuned-<voice>"
-    voice: str
-    version: int
-    base_model: str
-    adapter: VoiceAdapter
-
-
-def voice_name(name: str) -> str:
-    """A voice's name as its id: lower-case words joined by '-'."""
-    slug = SLUG.sub("-", str(name).casefold()).strip("-")[:NAME_CHARS].strip("-")
-    if not slug:
-        raise ValidationError("Give the voice a name (letters or digits).", field="name")
-    return slug
 
 
 class VoiceService:
@@ -159,7 +108,7 @@ class VoiceService:
                 )
                 session.add(row)
                 session.flush()
-                info = _dataset_info(row)
+                info = dataset_info(row)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -173,7 +122,7 @@ class VoiceService:
                 .where(VoiceDataset.owner_id == user.id)
                 .order_by(VoiceDataset.created.desc(), VoiceDataset.id.desc())
             )
-            return [_dataset_info(row) for row in rows]
+            return [dataset_info(row) for row in rows]
 
     def dataset(self, user: User, dataset_id: int) -> Dataset:
         with self._store.session() as session:
@@ -227,7 +176,7 @@ class VoiceService:
             session.add(row)
             session.flush()
             run_id = row.id
-        request = _request(dataset, settings, base_model, folder, f"Tuning voice {voice}")
+        request = training_request(dataset, settings, base_model, folder, f"Tuning voice {voice}")
         return self._submit(user, run_id, request)
 
     def resume(self, user: User, run_id: int) -> VoiceVersion:
@@ -241,7 +190,9 @@ class VoiceService:
         with self._store.session() as session:
             folder = self._file(session.get(VoiceRun, run_id).folder)
         settings = TuningSettings(**run.settings)
-        request = _request(dataset, settings, run.base_model, folder, f"Tuning voice {run.voice}")
+        request = training_request(
+            dataset, settings, run.base_model, folder, f"Tuning voice {run.voice}"
+        )
         return self._submit(user, run_id, request)
 
     def _submit(self, user: User, run_id: int, request: TrainingRequest) -> VoiceVersion:
@@ -285,7 +236,7 @@ class VoiceService:
                 result = job.outcome
                 row.status = "done"
                 row.adapter_path = self._store.relative(Path(result.adapter_folder))
-                row.evaluation = _evaluation(result)
+                row.evaluation = evaluation_of(result)
                 row.error = None
             elif job.status == JobStatus.CANCELLED:
                 row.status = "cancelled"
@@ -497,64 +448,3 @@ def tool_voices(voices: VoiceService) -> Callable[[], list[Voice]]:
 def _require_person(session: Any, user: User) -> None:
     if session.get(Person, user.id) is None:
         raise ValidationError(f"There is no account {user.id!r} to keep this for.", "owner")
-
-
-def _request(
-    dataset: Dataset, settings: Any, base_model: str, folder: Path, title: str
-) -> TrainingRequest:
-    return TrainingRequest(
-        model=base_model,
-        train=tuple(_training_example(e) for e in dataset.train),
-        held_back=tuple(_training_example(e) for e in dataset.held_back),
-        settings=settings,
-        folder=str(folder),
-        title=title,
-        samples=SAMPLES,
-        sample_tokens=SAMPLE_TOKENS,
-    )
-
-
-def _training_example(example: Example) -> TrainingExample:
-    return TrainingExample(prompt_messages(example.input), example.output, example.source)
-
-
-def _evaluation(result: Any) -> dict[str, Any]:
-    return {
-        "steps": result.steps,
-        "losses": [round(loss, 4) for loss in result.losses],
-        "perplexity_before": result.perplexity_before,
-        "perplexity_after": result.perplexity_after,
-        "samples": [asdict(sample) for sample in result.samples],
-        "tokens": result.tokens,
-        "seconds": round(result.seconds, 2),
-        "tokens_per_second": round(result.tokens_per_second, 1),
-        "resumed_from": result.resumed_from,
-    }
-
-
-def _dataset_info(row: VoiceDataset) -> DatasetInfo:
-    return DatasetInfo(
-        row.id, row.name, row.examples, row.held_back, row.pairs, dict(row.stats), row.created
-    )
-
-
-def model_card(run: VoiceVersion, examples: int, held_back: int) -> str:
-    """What the adapter is, for whoever receives it (Markdown)."""
-    evaluation = run.evaluation
-    settings = ", ".join(f"{key} {value}" for key, value in run.settings.items())
-    lines = [
-        f"# Brand voice “{run.voice}”, version {run.version}",
-        "",
-        "A LoRA adapter (PEFT, safetensors) tuned by Atelier on a team's approved texts.",
-        "",
-        f"- Base model: {run.base_model}",
-        f"- Data: {examples} examples, {held_back} of them held back for evaluation",
-        f"- Preset: {run.preset} ({settings})",
-        f"- Training steps: {evaluation.get('steps', 0)}",
-        f"- Held-back perplexity: {evaluation.get('perplexity_before', float('nan')):.2f} "
-        f"before, {evaluation.get('perplexity_after', float('nan')):.2f} after",
-        f"- Approved: {'yes' if run.approved else 'no'}",
-        "",
-        "Load it with `PeftModel.from_pretrained(base, folder)`.",
-    ]
-    return "\n".join(lines) + "\n"

@@ -69,18 +69,6 @@ def get_shared_services() -> Services:
     return services
 
 
-def _close_team(team: TeamServices) -> None:
-    team.close()
-
-
-@st.cache_resource(show_spinner=False, on_release=_close_team)
-def get_team_services() -> TeamServices:
-    """The store (migrated on first use) and the services over it, shared by every session."""
-    from webapp.services.team import build_team_services
-
-    return build_team_services(get_settings())
-
-
 def _close_documents(documents: DocumentService) -> None:
     documents.close()
 
@@ -91,7 +79,7 @@ def get_documents() -> DocumentService:
     start and then daily."""
     from webapp.services.documents import DocumentService
 
-    team = get_team_services()
+    team = get_team()
     service = DocumentService(get_settings(), get_shared_services().engine, team.store, team.audit)
     return service.start_retention()
 
@@ -99,7 +87,6 @@ def get_documents() -> DocumentService:
 def clear_resources() -> None:
     """Forget the settings and services, stopping the engine (tests that change settings)."""
     get_documents.clear()
-    get_team_services.clear()
     get_shared_services.clear()
     get_team.clear()
     get_settings.clear()

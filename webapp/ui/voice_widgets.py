@@ -8,7 +8,7 @@ import math
 
 import streamlit as st
 
-from webapp.services.voices import DatasetInfo, VoiceVersion
+from webapp.services.voice_records import DatasetInfo, VoiceVersion
 from webapp.ui.widgets import describe_eta
 
 REDRAW_SECONDS = 2.0
