@@ -4,6 +4,7 @@ and a replica killed mid-answer."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -57,7 +58,17 @@ def _start(python: str, model_dir, port: int, log) -> subprocess.Popen:
         "--max-model-len", "2048", "--max-num-seqs", "8", "--port", str(port),
         "--enforce-eager", "-cc.mode=0",
     ]  # fmt: skip
-    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # A session of its own: vLLM's engine core is a child process, which must go with it.
+    return subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _kill(server: subprocess.Popen) -> None:
+    """The server and every process it started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
 
 
 def _ready(url: str, server: subprocess.Popen, log_path) -> None:
@@ -95,10 +106,9 @@ def vllm(embedded_models_dir, tmp_path_factory):
             if server.poll() is None:
                 server.send_signal(signal.SIGINT)
         for server in servers:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            _kill(server)
         for log in logs:
             log.close()
 
@@ -178,6 +188,6 @@ def test_a_replica_killed_mid_answer_hands_it_to_the_other(engine, vllm):
         )
     while not any(len(job.text) > 20 for job in jobs):
         jobs[0].wait_for_update(60)
-    vllm[0][1].kill()  # one replica dies mid-answer
+    _kill(vllm[0][1])  # one replica dies mid-answer
     results = [job.result(600) for job in jobs]
     assert all(result.text == expected for result in results)  # from the start, not twice
