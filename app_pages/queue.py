@@ -1,5 +1,6 @@
 """Queue: your jobs with their place in line, progress and a cancel button. Admins see
-everyone's, with the details (owners, model ids, the device and its memory)."""
+everyone's, with the details (owners, model ids, the device and its memory). With several
+app replicas sharing a jobs board, the jobs running on the others are listed too."""
 
 import streamlit as st
 
@@ -37,12 +38,12 @@ def live_queue() -> None:
     running.metric("Running", view.running)
     if not view.jobs:
         st.info("No jobs yet. Jobs you start in the studio pages appear here.")
-    for job in view.jobs[:50]:
+    for line in view.jobs[:50]:
         job_card(
-            job,
+            line,
             names,
             show_details=user.is_admin,
-            can_cancel=job.user.id == user.id or user.is_admin,
+            can_cancel=line.owner_id == user.id or user.is_admin,
             on_cancel=cancel,
         )
 

@@ -11,9 +11,9 @@ from streamlit.testing.v1 import AppTest
 
 from tests.test_pages import APP, as_shown, run_app, until_done
 from webapp.engine import ImageRequest
+from webapp.job_words import progress_text, waiting_text
 from webapp.services.images import ImageForm
 from webapp.ui.resources import get_services
-from webapp.ui.widgets import progress_text, waiting_text
 from webapp.users import User, local_user
 
 STUDIO, TEXT, QUEUE = "app_pages/image_studio.py", "app_pages/text_tools.py", "app_pages/queue.py"

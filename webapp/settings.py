@@ -100,6 +100,9 @@ class Settings:
     # When the cluster cannot be reached: make images on this server's device instead of
     # failing them with a message.
     ray_fallback_local: bool = False
+    # Several app replicas on one database: each writes its jobs to a shared board, so any
+    # replica shows and cancels any job (webapp/services/job_board.py, docs/deploy.md).
+    shared_queue: bool = False
     # Single-user mode: the one key the API accepts (the API is off without it). With
     # sign-in on, people make keys of their own instead.
     api_key: str | None = None
@@ -329,6 +332,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "ray_gpus_per_replica": _resources,
     "ray_cpus_per_replica": _resources,
     "ray_fallback_local": _bool,
+    "shared_queue": _bool,
     "api_key": _api_key,
 }
 # Settings that another program's variable gives when Atelier's own is not set.

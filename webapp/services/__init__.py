@@ -16,6 +16,7 @@ from webapp.services.image_saving import ImageSaver
 from webapp.services.images import ImageService
 from webapp.services.installs import InstallService
 from webapp.services.job_audit import check_quota, record_job_end
+from webapp.services.job_board import JobBoard
 from webapp.services.jobs import JobService
 from webapp.services.local_models import LocalModelService
 from webapp.services.models import ModelService
@@ -54,6 +55,7 @@ class Services:
     chats: ChatKeeper
     api: ApiServices
     owns_team: bool = True  # False: the team services were given, and their owner closes them
+    board: JobBoard | None = None  # the jobs board other app replicas read (shared_queue)
 
     @property
     def accounts(self) -> AccountsService:
@@ -70,6 +72,8 @@ class Services:
     def close(self) -> None:
         """Stop the engine (cancelling what runs), write what finished, close the store (if
         these services opened it)."""
+        if self.board is not None:
+            self.board.stop()
         self.engine.shutdown()
         self.saver.close()
         self.chats.close()
@@ -104,11 +108,15 @@ def build_services(
         models.pin_at_start()
     voices = VoiceService(settings, engine, team.store, team.audit, client)
     engine.add_end_listener(voices.job_ended)
+    board = None
+    if settings.shared_queue and client == "page":
+        board = JobBoard(team.store, engine)
+        board.start()
     return Services(
         settings=settings,
         engine=engine,
         team=team,
-        jobs=JobService(engine, team.audit, client),
+        jobs=JobService(engine, team.audit, client, board),
         images=ImageService(settings, engine, saver, client),
         models=models,
         installs=InstallService(settings, engine, team.audit, client),
@@ -125,4 +133,5 @@ def build_services(
             embeddings=EmbeddingService(engine, "api"),
         ),
         owns_team=owns_team,
+        board=board,
     )

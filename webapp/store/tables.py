@@ -1,4 +1,5 @@
-"""The tables: people, their images, texts and documents, the audit log and API keys.
+"""The tables: people, their images, texts and documents, the audit log, API keys, voices
+and the jobs board that app replicas share.
 
 Times are stored as UTC and come back timezone-aware. Files (images) stay under the data
 dir; a row keeps the file's path relative to the data dir, with forward slashes.
@@ -296,3 +297,37 @@ class VoiceRun(Base):
     live: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[datetime] = mapped_column(default=utc_now)
     finished: Mapped[datetime | None]
+
+
+class BoardJob(Base):
+    """A job as the Queue page lists it, written by the app replica that runs it so that
+    every replica can show it (`services/job_board.py`). `cancel_requested_by`: someone on
+    another replica pressed Cancel; the replica running it stops it."""
+
+    __tablename__ = "board_jobs"
+    __table_args__ = (Index(None, "replica"), Index(None, "owner_id"))
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the engine's job id
+    replica: Mapped[str] = mapped_column(String(128))
+    owner_id: Mapped[str] = mapped_column(String(255))
+    owner_name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(255))
+    summary: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(Text)
+    fraction: Mapped[float] = mapped_column(Float, default=0.0)
+    created: Mapped[datetime] = mapped_column(default=utc_now)
+    updated: Mapped[datetime] = mapped_column(default=utc_now)
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class Replica(Base):
+    """An app replica that writes the jobs board, and when it last did (a replica not seen
+    for a while has stopped, and its unfinished jobs with it)."""
+
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started: Mapped[datetime] = mapped_column(default=utc_now)
+    seen: Mapped[datetime] = mapped_column(default=utc_now)

@@ -13,8 +13,8 @@ from webapp.doctext.chunks import Passage
 from webapp.doctext.export import rows, to_csv, to_xlsx
 from webapp.doctext.prompts import cite
 from webapp.engine import Job
+from webapp.job_words import progress_text, waiting_text
 from webapp.ui.text_widgets import downloads, model_text
-from webapp.ui.widgets import progress_text, waiting_text
 
 CHECK_NOTE = (
     "Written by a model from the document's text: check each point against the cited pages "

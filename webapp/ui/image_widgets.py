@@ -6,9 +6,10 @@ import streamlit as st
 
 from webapp.engine import LoraWeight
 from webapp.image_store import StoredImage, thumbnail_of
+from webapp.job_words import progress_text, waiting_text
 from webapp.services.images import ImageForm
 from webapp.ui.resources import get_services
-from webapp.ui.widgets import RANDOM_SEED, progress_text, waiting_text
+from webapp.ui.widgets import RANDOM_SEED
 
 REDRAW_SECONDS = 0.5
 LORA_ROWS_KEY, LORA_TABLE_VERSION_KEY = "img-lora-rows", "img-lora-table-version"

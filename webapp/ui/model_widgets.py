@@ -9,8 +9,8 @@ import streamlit as st
 
 from webapp.formatting import human_bytes
 from webapp.hub.plan import RepoPlan
+from webapp.job_words import describe_eta
 from webapp.safe_markdown import literal_markdown
-from webapp.ui.widgets import describe_eta
 
 # The fields of the install and import forms, as the page labels them (errors name them).
 LABELS = {

@@ -9,11 +9,12 @@ from typing import Any
 import streamlit as st
 
 from webapp.documents import to_docx, word_changes
+from webapp.job_words import progress_text
 from webapp.registry import ModelEntry
 from webapp.safe_markdown import literal_markdown, safe_markdown
 from webapp.text_tools import PRESETS, Tool, ToolField
 from webapp.ui.session import current_user
-from webapp.ui.widgets import RANDOM_SEED, progress_text
+from webapp.ui.widgets import RANDOM_SEED
 
 REDRAW_SECONDS = 0.25  # a live answer is drawn again this often
 ENDINGS = {

@@ -8,8 +8,8 @@ import math
 
 import streamlit as st
 
+from webapp.job_words import describe_eta
 from webapp.services.voice_records import DatasetInfo, VoiceVersion
-from webapp.ui.widgets import describe_eta
 
 REDRAW_SECONDS = 2.0
 STATUS = {

@@ -8,6 +8,7 @@ import streamlit as st
 
 from webapp.errors import AtelierError, without_paths
 from webapp.formatting import human_bytes
+from webapp.job_words import JobLine
 from webapp.safe_markdown import literal_markdown
 
 RANDOM_SEED = "random"
@@ -79,65 +80,35 @@ def seed_from_text(raw: str | None) -> int | None:
     return int(raw)
 
 
-def describe_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"about {max(1, round(seconds))} s"
-    return f"about {round(seconds / 60)} min"
-
-
-def waiting_text(job) -> str:
-    when = describe_eta(job.eta_seconds)
-    starts = f", starts in {when}" if when else ""
-    return f"Waiting: number {job.position or 1} in line{starts}"
-
-
-def progress_text(job) -> str:
-    """A running job in words: steps and the time left for pictures, words so far for text."""
-    if job.kind not in ("image", "text"):  # documents and indexing say what they are doing
-        left = describe_eta(job.eta_seconds)
-        return (job.stage or "Starting…") + (f" · {left} left" if left else "")
-    if job.kind == "text":
-        words = len(job.text.split())
-        return f"Writing: {words} word{'' if words == 1 else 's'} so far" if words else "Starting…"
-    if job.progress.step == 0:
-        return "Starting…"
-    total = job.progress.total or job.request.steps
-    left = describe_eta(job.eta_seconds)
-    return f"Step {job.progress.step} of {total}" + (f" · {left} left" if left else "")
-
-
-def job_card(job, names: dict[str, str], show_details: bool, can_cancel: bool, on_cancel) -> None:
+def job_card(
+    line: JobLine, names: dict[str, str], show_details: bool, can_cancel: bool, on_cancel
+) -> None:
     """One job: what it is (the tool, or the person's prompt), its state, place in line or
     progress, and Cancel. `names`: model -> the name people know it by; `show_details`
-    (admins): the owner and the model's id too."""
-    request = job.request
+    (admins): the owner, the model's id and the app replica running it too."""
     with st.container(border=True):
         info, state, action = st.columns([5, 3, 1.2])
         with info:
-            model = names.get(request.model, request.model)
-            what = JOB_KIND_NAMES.get(job.kind, job.kind.capitalize())
-            owner = literal_markdown(job.user.display_name)
-            details = f" · `{request.model}` · {owner}" if show_details else ""
+            model = names.get(line.model, line.model)
+            what = JOB_KIND_NAMES.get(line.kind, line.kind.capitalize())
+            owner = literal_markdown(line.owner_name)
+            where = f" · on {literal_markdown(line.replica)}" if line.replica else ""
+            details = f" · `{line.model}` · {owner}{where}" if show_details else ""
             st.markdown(
-                f"{STATUS_ICONS[job.status]} **{what}** · {literal_markdown(model)}{details}"
+                f"{STATUS_ICONS[line.status]} **{what}** · {literal_markdown(model)}{details}"
             )
             # The user's own words are shown as plain text, never as markdown or HTML.
-            summary = request.summary
-            st.text(summary[:160] + ("…" if len(summary) > 160 else ""))
+            st.text(line.summary)
         with state:
-            if job.status == "queued":
-                st.write(waiting_text(job))
-            elif job.status == "running":
-                st.progress(job.progress.fraction, text=progress_text(job))
-            elif job.status == "failed":
-                st.error(job.error or "Failed.")
+            if line.status == "running":
+                st.progress(line.fraction, text=line.state)
+            elif line.status == "failed":
+                st.error(line.state)
             else:
-                st.write(STATUS_WORDS.get(job.status, job.status.capitalize()))
+                st.write(line.state)
         with action:
-            if can_cancel and not job.finished:
-                st.button("Cancel", key=f"cancel-{job.id}", on_click=on_cancel, args=(job.id,))
+            if can_cancel and not line.finished:
+                st.button("Cancel", key=f"cancel-{line.id}", on_click=on_cancel, args=(line.id,))
 
 
 JOB_KIND_NAMES = {
@@ -147,7 +118,6 @@ JOB_KIND_NAMES = {
     "embedding": "Indexing",
     "training": "Voice tuning",
 }
-STATUS_WORDS = {"done": "Done", "cancelled": "Cancelled"}
 
 
 def set_url(**changes: str | int | None) -> None:
