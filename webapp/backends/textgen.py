@@ -120,6 +120,7 @@ class DecodeBatch:
                 position_ids=positions,
                 cache=cache,
                 use_cache=True,
+                logits_to_keep=1,  # the next token's only: not a vocabulary row per prompt token
             ).logits[:, -1, :]
         self._merge(cache, mask, sequences)
         self._accept(sequences, logits)
