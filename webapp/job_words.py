@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from webapp.engine.jobs import FINAL
+
 STATUS_WORDS = {"done": "Done", "cancelled": "Cancelled"}
-FINISHED = frozenset({"done", "failed", "cancelled"})
 SUMMARY_CHARS = 160  # what a job's line shows of the person's prompt
 
 
@@ -61,7 +62,7 @@ class JobLine:
 
     @property
     def finished(self) -> bool:
-        return self.status in FINISHED
+        return self.status in FINAL
 
 
 def job_line(job: Any) -> JobLine:

@@ -1,6 +1,7 @@
 """Work released on many threads at the same moment, timed from the release to the last
-one done: how benches model people pressing a button together. Standard library only (the
-API bench's client process imports it and must start fast)."""
+one done: how benches model people pressing a button together. Standard library only: the
+API bench's client process imports it and must start fast, and the bench systems import it
+by its own name when they measure another checkout (see systems.py)."""
 
 from __future__ import annotations
 

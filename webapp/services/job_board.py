@@ -25,8 +25,9 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from webapp.engine import Engine
+from webapp.engine.jobs import FINAL
 from webapp.errors import Forbidden
-from webapp.job_words import FINISHED, JobLine, job_line
+from webapp.job_words import JobLine, job_line
 from webapp.store import Store, utc_now
 from webapp.store.tables import BoardJob, Replica
 from webapp.users import User
@@ -98,7 +99,7 @@ class JobBoard:
                 select(BoardJob.id, BoardJob.cancel_requested_by).where(
                     BoardJob.replica == self.replica,
                     BoardJob.cancel_requested_by.is_not(None),
-                    BoardJob.status.not_in(FINISHED),
+                    BoardJob.status.not_in(FINAL),
                 )
             ).all()
         self._written = lines
@@ -113,21 +114,19 @@ class JobBoard:
         by = job.user if requester == job.user.id else User(requester, requester, is_admin=True)
         job.cancel(by)
 
-    def others(self, user: User, everyone: bool = False) -> list[JobLine]:
-        """The jobs of the other replicas (the person's own, or everyone's for an admin's
-        view, which the caller has checked), newest first."""
+    def others(self) -> list[JobLine]:
+        """Everyone's jobs on the other replicas, newest first: the caller shows a person
+        only what they may see."""
         now = self._clock()
         with self._store.session() as session:
             seen = dict(session.execute(select(Replica.id, Replica.seen)).all())
             query = select(BoardJob).where(
                 BoardJob.replica != self.replica,
                 or_(
-                    BoardJob.status.not_in(FINISHED),
+                    BoardJob.status.not_in(FINAL),
                     BoardJob.updated >= now - timedelta(seconds=FINISHED_SHOWN_SECONDS),
                 ),
             )
-            if not everyone:
-                query = query.where(BoardJob.owner_id == user.id)
             rows = session.scalars(query.order_by(BoardJob.created.desc())).all()
         gone_before = now - timedelta(seconds=GONE_SECONDS)
         shown_after = now - timedelta(seconds=FINISHED_SHOWN_SECONDS)
@@ -148,7 +147,7 @@ class JobBoard:
                 raise Forbidden(NOT_YOURS)
             if row.owner_id != user.id and not user.is_admin:
                 raise Forbidden(NOT_YOURS)
-            if row.status in FINISHED:
+            if row.status in FINAL:
                 return False
             session.execute(
                 update(BoardJob)
@@ -170,7 +169,7 @@ def _forget_old(session: Session, replica: str, now: datetime) -> None:
     session.execute(
         delete(BoardJob).where(
             BoardJob.replica == replica,
-            BoardJob.status.in_(FINISHED),
+            BoardJob.status.in_(FINAL),
             BoardJob.updated < now - timedelta(seconds=FINISHED_SHOWN_SECONDS),
         )
     )
@@ -196,7 +195,7 @@ def _row(line: JobLine, replica: str, now: datetime) -> BoardJob:
 
 
 def _line(row: BoardJob, alive: bool) -> JobLine:
-    lost = not alive and row.status not in FINISHED
+    lost = not alive and row.status not in FINAL
     return JobLine(
         id=row.id,
         kind=row.kind,

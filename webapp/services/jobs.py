@@ -51,12 +51,11 @@ class JobService:
         the counts are of everyone's jobs, as a place in line is."""
         here = [job_line(job) for job in self._engine.jobs(user, everyone=everyone)]
         waiting, running = self._engine.queue_length(), self._engine.running_count()
-        elsewhere: list[JobLine] = []
-        if self._board is not None:
-            elsewhere = self._board.others(user, everyone=everyone)
-            everyones = elsewhere if everyone else self._board.others(user, everyone=True)
-            waiting += sum(line.status == "queued" for line in everyones)
-            running += sum(line.status == "running" for line in everyones)
+        elsewhere = self._board.others() if self._board is not None else []
+        waiting += sum(line.status == "queued" for line in elsewhere)
+        running += sum(line.status == "running" for line in elsewhere)
+        if not everyone:
+            elsewhere = [line for line in elsewhere if line.owner_id == user.id]
         return QueueView(waiting, running, here + elsewhere, tuple(self._engine.notices()))
 
     def job(self, job_id: str, user: User) -> Job:
