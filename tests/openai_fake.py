@@ -1,5 +1,7 @@
 """A small OpenAI-compatible server for tests: canned answers streamed a word at a time, a
-/tokenize like vLLM's, and faults on demand (break off mid-answer, speak another protocol)."""
+/tokenize like vLLM's (a token per word, or `tokens_per_word`), a context of 512 tokens that
+it refuses to exceed with vLLM's words, and faults on demand (break off mid-answer, speak
+another protocol)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class FakeTextServer:
     def __init__(self, model: str = "served", words: int = 40, word_seconds: float = 0.01):
         self.model, self.words, self.word_seconds = model, words, word_seconds
+        self.tokens_per_word = 1
+        self.max_model_len = 512
         self.break_after: int | None = None  # words sent before the connection is cut
         self.other_protocol = False
         self.requests: list[dict] = []
+        self.paths: list[str] = []  # of the POSTs, in order
         self.open_streams = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -34,6 +39,10 @@ class FakeTextServer:
         self._server.shutdown()
         self._server.server_close()
 
+    def prompt_tokens(self, messages: list[dict]) -> int:
+        words = sum(len(m["content"].split()) for m in messages)
+        return words * self.tokens_per_word + 4
+
     def _handler(self):
         fake = self
 
@@ -52,18 +61,26 @@ class FakeTextServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(body)
+                fake.paths.append(self.path)
                 if body.get("model") != fake.model:
                     error = {
                         "error": {"message": f"The model `{body.get('model')}` does not exist."}
                     }
                     return self._send(404, json.dumps(error).encode())
+                tokens = fake.prompt_tokens(body["messages"])
                 if self.path == "/tokenize":
-                    words = sum(len(m["content"].split()) for m in body["messages"])
-                    answer = {"count": words + 4, "max_model_len": 512, "tokens": [1] * (words + 4)}
+                    answer = {"count": tokens, "max_model_len": fake.max_model_len,
+                              "tokens": [1] * tokens}  # fmt: skip
                     return self._send(200, json.dumps(answer).encode())
-                self._stream(body)
+                if tokens > fake.max_model_len:
+                    message = (f"This model's maximum context length is {fake.max_model_len} "
+                               f"tokens. However, your prompt contains at least {tokens} input "
+                               "tokens, which exceeds this limit.")  # fmt: skip
+                    error = {"error": {"message": message, "code": 400}}
+                    return self._send(400, json.dumps(error).encode())
+                self._stream(body, tokens)
 
-            def _stream(self, body: dict) -> None:
+            def _stream(self, body: dict, prompt_tokens: int) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
@@ -80,7 +97,8 @@ class FakeTextServer:
                         self._event({"choices": [{"index": 0, "delta": {"content": piece}}]})
                     reason = "length" if count < fake.words else "stop"
                     self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
-                    self._event({"choices": [], "usage": {"completion_tokens": count}})
+                    usage = {"completion_tokens": count, "prompt_tokens": prompt_tokens}
+                    self._event({"choices": [], "usage": usage})
                     self._chunk(b"data: [DONE]\n\n")
                     self._chunk(b"")
                 except (BrokenPipeError, ConnectionResetError, OSError):

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.fakes import Recorder
+from webapp.backends.textgen import CPU_PREFILL_TOKENS, DecodeBatch
 from webapp.engine import (
     ChatMessage,
     ImageRequest,
@@ -147,6 +148,41 @@ def test_text_streams_tokens_and_a_short_request_does_not_wait_for_a_long_one(en
     assert len(pieces) > 1
     assert "".join(pieces) == long_job.result(60).text
     assert short.tokens <= 4
+
+
+class PrefillRecorder(DecodeBatch):
+    """The real decoder, recording the prompt lengths of each prefill pass."""
+
+    passes: list[list[int]] = []
+
+    def add(self, sequences):
+        self.passes.append([len(s.prompt_ids) for s in sequences])
+        super().add(sequences)
+
+
+def test_people_who_ask_together_are_read_a_pass_at_a_time_and_the_first_starts_first(
+    engine_settings, recorder
+):
+    PrefillRecorder.passes = []
+    engine = build_engine(engine_settings, image_runner=recorder, decode_batch=PrefillRecorder)
+    try:
+        blocker = hold_worker(engine, recorder)
+        people = [User(f"p{n}", f"P{n}") for n in range(5)]
+        jobs = [engine.submit(text(f"note {n}: " + "plan the launch " * 30), person)
+                for n, person in enumerate(people)]  # fmt: skip
+        recorder.gate.set()
+        blocker.result(30)
+        for job in jobs:
+            job.result(120)
+    finally:
+        engine.shutdown()
+    budget = CPU_PREFILL_TOKENS
+    assert len(PrefillRecorder.passes) > 1
+    assert all(len(lengths) == 1 or sum(lengths) <= budget for lengths in PrefillRecorder.passes)
+    assert sorted(n for lengths in PrefillRecorder.passes for n in lengths) == sorted(
+        len(job.prompt_ids) for job in jobs
+    )
+    assert jobs[0].first_token_at < jobs[-1].first_token_at
 
 
 def test_text_stream_yields_the_whole_answer(engine):

@@ -43,6 +43,14 @@ def test_a_batch_stops_at_its_units():
     assert len(queue) == 3
 
 
+def test_a_batch_stops_at_its_number_of_jobs():
+    queue = FairQueue(max_per_user=10, max_total=10)
+    for index in range(5):
+        queue.push(job(User(f"u{index}", "U"), f"p{index}"))
+    batch = queue.take_batch("image", key=lambda j: 0, max_units=100, max_jobs=3)
+    assert prompts(batch) == ["p0", "p1", "p2"]
+
+
 def test_jobs_of_another_kind_are_left_in_place():
     queue = FairQueue(max_per_user=10, max_total=10)
     queue.push(job(ADA, "words", kind="text"))

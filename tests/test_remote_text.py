@@ -69,6 +69,27 @@ def test_the_context_is_checked_with_the_servers_own_count(served):
     assert caught.value.field == "input"
 
 
+def test_a_chat_that_surely_fits_is_sent_at_once_without_asking_for_a_count(served):
+    with FakeTextServer(words=5) as server:
+        engine = served(server)
+        result = engine.submit(request("a short question"), ADA).result(30)
+        assert "/tokenize" not in server.paths[1:]  # the first asked the context length
+        assert result.prompt_tokens == 3 + 4  # the server's own count
+        engine.submit(request("word " * 80), ADA).result(30)  # may not fit: counted first
+        assert server.paths[-2:] == ["/tokenize", "/v1/chat/completions"]
+
+
+def test_a_chat_the_server_finds_too_long_fails_with_the_same_advice(served):
+    with FakeTextServer() as server:
+        server.tokens_per_word = 200  # a short chat the server finds too long
+        engine = served(server)
+        job = engine.submit(request("three short words"), ADA)
+        with pytest.raises(JobFailed):
+            job.result(30)
+    assert "too long for remote" in job.error and "reads at most 512 tokens" in job.error
+    assert "Cut some of the input" in job.error
+
+
 def test_cancel_closes_the_stream_and_the_server_stops(served):
     with FakeTextServer(words=400, word_seconds=0.02) as server:
         engine = served(server)

@@ -264,8 +264,10 @@ class _Reply:
                 "model": self.job.model}  # fmt: skip
 
     def usage(self) -> dict:
-        prompt = len(self.job.prompt_ids)
-        done = self.job.result(0).tokens if self.job.status == JobStatus.DONE else 0
+        prompt, done = len(self.job.prompt_ids), 0
+        if self.job.status == JobStatus.DONE:
+            result = self.job.result(0)
+            prompt, done = result.prompt_tokens, result.tokens
         return {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
 
     def chunk(self, delta: dict, finish: str | None = None) -> str:

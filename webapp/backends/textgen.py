@@ -61,6 +61,13 @@ class Sequence:
         return self.finish_reason is not None
 
 
+# Prompt tokens read in one prefill pass. A CPU reads a prompt no faster per token in a
+# bigger pass, so people who arrive together join a few at a time and each answer starts
+# as soon as its own prompt is read; an accelerator reads many prompts in the time of one.
+CPU_PREFILL_TOKENS = 256
+ACCELERATOR_PREFILL_TOKENS = 8192
+
+
 class DecodeBatch:
     def __init__(self, text_model: TextModel):
         self.model = text_model.model
@@ -80,6 +87,11 @@ class DecodeBatch:
 
     def __len__(self) -> int:
         return len(self.sequences)
+
+    @property
+    def prefill_tokens(self) -> int:
+        """How many prompt tokens to prefill in one pass (at least one whole prompt)."""
+        return CPU_PREFILL_TOKENS if self.device.type == "cpu" else ACCELERATOR_PREFILL_TOKENS
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         encoded = self.tokenizer.apply_chat_template(

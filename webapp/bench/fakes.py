@@ -23,6 +23,8 @@ class CannedDecodeBatch:
     _words_of_ids: dict[int, str] = {}
     _ids_of_words: dict[str, int] = {}
 
+    prefill_tokens = 1 << 20  # every prompt joins at once
+
     def __init__(self, text_model=None):
         self.sequences = []
         self.can_join = True

@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 MAX_DOCUMENT_SEQUENCES = 8  # prompts decoding together
 MAX_DOCUMENT_JOBS = 4  # document jobs sharing the batch
-PREFILL_TOKENS_PER_STEP = 4096  # prompt tokens read in one step (at least one prompt)
 FINAL = -1  # the index of a task's last reduce prompt
 MARGIN_TOKENS = 16  # between counting notes one by one and counting them together
 MIN_NOTE_TOKENS = 24
@@ -186,7 +185,7 @@ class DocumentLane(Lane):
             return False
         free = MAX_DOCUMENT_SEQUENCES - len(self._batch)
         joining: list[Sequence] = []
-        budget = PREFILL_TOKENS_PER_STEP
+        budget = self._batch.prefill_tokens
         while free > len(joining) and budget > 0:
             added = False
             for run in list(self._runs.values()):

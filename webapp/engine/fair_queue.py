@@ -66,9 +66,10 @@ class FairQueue:
         max_units: int,
         units: Callable[[Job], int] = lambda job: 1,
         accept: Callable[[Job], bool] = lambda job: True,
+        max_jobs: int | None = None,
     ) -> list[Job]:
         """The next batch of `kind`: the first waiting user's oldest job, joined by jobs of the
-        same key from every user, one per user per round, up to `max_units`."""
+        same key from every user, one per user per round, up to `max_units` (and `max_jobs`)."""
         rotation = list(self._queues)
         first = next(
             (
@@ -89,9 +90,15 @@ class FairQueue:
         start = rotation.index(start_user)
         cycle = rotation[start + 1 :] + rotation[: start + 1]
         added = True
-        while added and used < max_units:
+
+        def room() -> bool:
+            return used < max_units and (max_jobs is None or len(batch) < max_jobs)
+
+        while added and room():
             added = False
             for user in cycle:
+                if not room():
+                    break
                 match = next(
                     (
                         job

@@ -49,6 +49,7 @@ class TextResult:
     finish_reason: str  # stop | length | eos
     seconds: float
     first_token_seconds: float
+    prompt_tokens: int = 0  # what the model read before answering
 
 
 @dataclass(frozen=True)

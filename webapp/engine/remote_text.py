@@ -20,6 +20,7 @@ from webapp.backends import openai_server
 from webapp.backends.openai_server import ServerDown, ServerRefused
 from webapp.engine.jobs import Job, JobStatus, Progress, TextResult
 from webapp.engine.requests import TextRequest
+from webapp.engine.tokens import too_long_message
 from webapp.text_servers import TextServer
 
 if TYPE_CHECKING:
@@ -146,18 +147,23 @@ class RemoteText:
                     job._update(text="", progress=Progress(0, job.request.max_new_tokens))
                 except ServerRefused as error:
                     pool.release(replica)
-                    job._finish(
-                        JobStatus.FAILED,
-                        error=f"The text server refused this request ({error}). Tell your "
-                        "Atelier admin if it keeps happening.",
-                    )
+                    job._finish(JobStatus.FAILED, error=self._refusal_message(job, error))
                     return
         finally:
             self.engine.wake()
 
+    def _refusal_message(self, job: Job, error: ServerRefused) -> str:
+        if "context length" in str(error).lower():  # a chat that did not surely fit
+            limit = self.engine.tokens.context_length(job.model)
+            return too_long_message(job.model, limit, None, job.request.max_new_tokens)
+        return (
+            f"The text server refused this request ({error}). Tell your Atelier admin if it "
+            "keeps happening."
+        )
+
     def _stream(self, job: Job, server: TextServer, url: str) -> None:
         request: TextRequest = job.request
-        text, tokens, finish = "", 0, "length"
+        text, tokens, prompt_tokens, finish = "", 0, len(job.prompt_ids), "length"
         chunks = openai_server.stream_chat(url, _body(request, server), server.api_key)
         try:
             for chunk in chunks:
@@ -179,6 +185,7 @@ class RemoteText:
                         finish = FINISH_REASONS.get(choice["finish_reason"], "stop")
                 usage = chunk.get("usage") or {}
                 tokens = usage.get("completion_tokens") or tokens
+                prompt_tokens = usage.get("prompt_tokens") or prompt_tokens
         finally:
             chunks.close()
         if request.stop and finish == "eos" and any(s in text for s in request.stop):
@@ -193,6 +200,7 @@ class RemoteText:
                 finish_reason=finish,
                 seconds=now - job.submitted_at,
                 first_token_seconds=(job.first_token_at or now) - job.submitted_at,
+                prompt_tokens=prompt_tokens,
             ),
         )
         self.engine.record("text", now - (job.started_at or now))

@@ -18,12 +18,12 @@ from webapp.engine.jobs import Job, JobStatus, Progress, TextResult
 from webapp.engine.lane import Lane
 from webapp.engine.remote_text import RemoteText
 from webapp.engine.requests import TextRequest
+from webapp.engine.tokens import surely_fits, too_long_message
 from webapp.errors import AtelierError, ValidationError
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT_BATCH = 16  # sequences decoding together
-WORDS_PER_TOKEN = 0.75  # a rough English average, for telling people how much to cut
 TEXT_FAILED = (
     "Writing the answer failed. Try again; if it keeps failing, tell your Atelier admin "
     "(the server log has the details)."
@@ -44,20 +44,21 @@ class TextLane(Lane):
     # -- at submit --------------------------------------------------------------------------
 
     def admit(self, request: TextRequest, job: Job) -> None:
-        """Tokenize the prompt once, here, and check that it and the answer fit the model."""
+        """Check that the prompt and the answer fit the model, tokenizing the prompt once,
+        here. A chat that surely fits a served model is not counted: asking its server would
+        delay the answer, and the server refuses what does not fit."""
         self.engine.registry().get(request.model, kind="text")
         tokens = self.engine.tokens
         messages = [vars(m) for m in request.messages]
-        prompt = tokens.chat_ids(request.model, messages, continues=request.continues)
         limit = tokens.context_length(request.model)
+        if tokens.counted_by_server(request.model) and surely_fits(
+            messages, request.max_new_tokens, limit
+        ):
+            return
+        prompt = tokens.chat_ids(request.model, messages, continues=request.continues)
         if len(prompt) + request.max_new_tokens > limit:
-            over = len(prompt) + request.max_new_tokens - limit
             raise ValidationError(
-                f"This is too long for {request.model}: the input is {len(prompt):,} tokens "
-                f"and the answer may take {request.max_new_tokens:,}, but the model reads at "
-                f"most {limit:,}. Cut about {over:,} tokens (roughly "
-                f"{int(over * WORDS_PER_TOKEN):,} words) from the input, or ask for a shorter "
-                "answer.",
+                too_long_message(request.model, limit, len(prompt), request.max_new_tokens),
                 field="input",
             )
         job.prompt_ids = tuple(prompt)
@@ -131,7 +132,8 @@ class TextLane(Lane):
         return self._session
 
     def _admit(self, session: _Session) -> None:
-        """Jobs for the session's model join it, unless another model waits its turn."""
+        """Jobs for the session's model join it, as many prompt tokens as one prefill pass
+        reads, unless another model waits its turn."""
         queued = [j for j in self.engine.queued(self.kind) if not self.remote.serves(j.model)]
         if any(job.model != session.model for job in queued) or not session.can_join:
             return  # let this batch drain so the other model gets its turn
@@ -141,7 +143,9 @@ class TextLane(Lane):
         jobs = self.engine.take(
             self.kind,
             key=lambda job: job.model,
-            max_units=free,
+            max_units=session.prefill_tokens,
+            units=lambda job: len(job.prompt_ids),
+            max_jobs=free,
             accept=lambda job: job.model == session.model,
         )
         session.add(jobs)
@@ -176,6 +180,10 @@ class _Session:
     @property
     def can_join(self) -> bool:
         return self._batch.can_join
+
+    @property
+    def prefill_tokens(self) -> int:
+        return self._batch.prefill_tokens
 
     def jobs(self) -> list[Job]:
         return list(self._jobs.values())
@@ -272,6 +280,7 @@ class _Session:
                 finish_reason=sequence.finish_reason,
                 seconds=now - job.submitted_at,
                 first_token_seconds=(job.first_token_at or now) - job.submitted_at,
+                prompt_tokens=len(sequence.prompt_ids),
             )
             job._update(text=sequence.text)
             job._finish(JobStatus.DONE, result)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,11 @@ from webapp.text_servers import TextServer
 
 DEFAULT_CONTEXT_LENGTH = 2048
 KEEP_TOKENIZERS = 16
+WORDS_PER_TOKEN = 0.75  # a rough English average, for telling people how much to cut
+# No tokenizer makes more than one token per byte of text (byte-level BPE merges bytes,
+# SentencePiece falls back to them); a chat template adds a few of its own.
+TEMPLATE_TOKENS = 256  # role markers, a default system prompt
+MESSAGE_TOKENS = 16
 
 
 @dataclass
@@ -30,7 +36,7 @@ class _Cached:
     entry: ModelEntry
     tokenizer: Any
     context_length: int
-    lock: threading.Lock
+    lock: AbstractContextManager[Any]  # a local tokenizer's; a server counts many at once
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,10 @@ class TokenCounter:
     def context_length(self, model: str) -> int:
         return self._get(model).context_length
 
+    def counted_by_server(self, model: str) -> bool:
+        """Whether counting asks the server that serves `model` (no tokenizer folder here)."""
+        return isinstance(self._get(model).tokenizer, ServerTokenizer)
+
     def dropped_words(self, model: str, prompt: str) -> DroppedWords | None:
         """The words of `prompt` a picture model will not read, or None when it reads all."""
         cached = self._get(model)
@@ -121,7 +131,7 @@ class TokenCounter:
 def _load(entry: ModelEntry, registry: Registry) -> _Cached:
     if entry.format == "remote" and entry.server and not entry.server.tokenizer:
         tokenizer = ServerTokenizer(entry.server)
-        return _Cached(entry, tokenizer, tokenizer.context_length(), threading.Lock())
+        return _Cached(entry, tokenizer, tokenizer.context_length(), nullcontext())
     if entry.kind == "image":
         return _Cached(entry, _clip_tokenizer(entry, registry), 0, threading.Lock())
     if entry.kind != "text":
@@ -138,6 +148,29 @@ def _load(entry: ModelEntry, registry: Registry) -> _Cached:
         config = AutoConfig.from_pretrained(where, **options)
         length = getattr(config, "max_position_embeddings", None) or DEFAULT_CONTEXT_LENGTH
     return _Cached(entry, tokenizer, int(length), threading.Lock())
+
+
+def surely_fits(messages: list[dict[str, str]], new_tokens: int, limit: int) -> bool:
+    """Whether a chat and its answer fit a context of `limit` tokens whatever the tokenizer,
+    so that no server need be asked to count them (it still refuses what does not fit)."""
+    most = TEMPLATE_TOKENS + sum(MESSAGE_TOKENS + len(m["content"].encode()) for m in messages)
+    return most + new_tokens <= limit
+
+
+def too_long_message(model: str, limit: int, prompt: int | None, new_tokens: int) -> str:
+    """What to tell a person whose input and answer do not fit `model`'s context."""
+    if prompt is None:  # the server said so, without a count
+        return (
+            f"This is too long for {model}: it reads at most {limit:,} tokens, the input and "
+            "the answer together. Cut some of the input, or ask for a shorter answer."
+        )
+    over = prompt + new_tokens - limit
+    return (
+        f"This is too long for {model}: the input is {prompt:,} tokens and the answer may "
+        f"take {new_tokens:,}, but the model reads at most {limit:,}. Cut about {over:,} "
+        f"tokens (roughly {int(over * WORDS_PER_TOKEN):,} words) from the input, or ask for a "
+        "shorter answer."
+    )
 
 
 class ServerTokenizer:

@@ -17,7 +17,7 @@ from webapp.engine.requests import (
     check_mask_matches,
     random_seed,
 )
-from webapp.engine.tokens import DroppedWords
+from webapp.engine.tokens import WORDS_PER_TOKEN, DroppedWords
 from webapp.errors import Forbidden, ValidationError
 from webapp.image_presets import (
     ASPECTS,
@@ -43,7 +43,6 @@ from webapp.users import User
 # Memory one image needs while it is made (activations and VAE decode), per pixel.
 BYTES_PER_PIXEL = {"cpu": 4000, "cuda": 2000}
 MAX_IMAGES = MAX_IMAGES_PER_REQUEST
-WORDS_PER_TOKEN = 0.75  # a rough English average
 LONG_PROMPT = "Only about the first {words} words are used; shorten it for best results."
 PREVIEW_PIXELS = 768  # the longer side of the picture shown for painting a mask
 

@@ -49,7 +49,6 @@ class ToolRun:
     tool: Tool
     model: str
     messages: tuple[ChatMessage, ...]  # the prompt (a continued answer's start not included)
-    prompt_tokens: int
     generation: Generation
     jobs: list[Job]  # one, or one per variant
     values: dict[str, Any] = field(default_factory=dict)  # what the person filled in
@@ -212,7 +211,7 @@ class TextService:
                           result_title=result_title(run.tool.name, asked))  # fmt: skip
             for job in jobs:
                 self._chats.track(job, result)
-        return self._remember(replace(run, jobs=jobs, prompt_tokens=len(jobs[0].prompt_ids)))
+        return self._remember(replace(run, jobs=jobs))
 
     def continue_run(self, run_id: str, user: User, max_new_tokens: int | None = None) -> ToolRun:
         """Go on with a single answer that was stopped or cut at the limit, from where it
@@ -404,7 +403,7 @@ class TextService:
         # 3. The prompt; the engine checks at submit that it fits the model's context.
         messages = build_messages(tool, values, chosen_voice, history)
         adapter = chosen_voice.adapter if chosen_voice is not None else None
-        return ToolRun(tool, model, messages, 0, generation, [], values, voice, adapter=adapter)
+        return ToolRun(tool, model, messages, generation, [], values, voice, adapter=adapter)
 
     def _submit(self, run: ToolRun, user: User, seed_offset: int = 0, prefix: str = "") -> Job:
         """One job of `run`; with `prefix`, one that goes on from that start of an answer."""
