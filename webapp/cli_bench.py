@@ -238,7 +238,7 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
         "remote",
         help="Ray Serve images vs the local lane; Atelier's remote text vs the server direct",
     )
-    remote.add_argument("--image-model", default="tiny-sd")
+    remote.add_argument("--image-model", default="tiny-sd", help="'' to skip images")
     remote.add_argument("--users", type=int, default=8, help="people making an image at once")
     remote.add_argument("--size", type=int, default=64)
     remote.add_argument("--steps", type=int, default=10)

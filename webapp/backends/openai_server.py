@@ -4,6 +4,7 @@ token counts and a health check, over HTTP. It knows nothing of queues."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,10 @@ import httpx
 
 CONNECT_SECONDS = 5
 READ_SECONDS = 120  # the longest wait for the next piece of an answer (a long prefill)
+MAX_CONNECTIONS = 512  # open at once to all servers: every answer streams on its own
+
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
 
 
 class ServerDown(Exception):
@@ -29,17 +34,25 @@ def _timeout() -> httpx.Timeout:
     return httpx.Timeout(READ_SECONDS, connect=CONNECT_SECONDS)
 
 
+def client() -> httpx.Client:
+    """The process's one client for text servers: connections kept open and reused, and no
+    client (with its TLS set-up, which holds the interpreter for a while) made per answer."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=64)
+            _client = httpx.Client(timeout=_timeout(), limits=limits)
+        return _client
+
+
 def stream_chat(url: str, body: dict[str, Any], api_key: str = "") -> Iterator[dict[str, Any]]:
     """The chunks of a streamed chat completion, as dicts. Closing the iterator closes the
     connection, which makes the server stop working on it."""
     body = {**body, "stream": True, "stream_options": {"include_usage": True}}
     try:
-        with (
-            httpx.Client(timeout=_timeout()) as client,
-            client.stream(
-                "POST", f"{url}/chat/completions", json=body, headers=_headers(api_key)
-            ) as response,
-        ):
+        with client().stream(
+            "POST", f"{url}/chat/completions", json=body, headers=_headers(api_key)
+        ) as response:
             if response.status_code >= 400:
                 response.read()
                 _raise_for(response)
@@ -62,9 +75,7 @@ def count_chat_tokens(
     root = url.removesuffix("/v1")
     body = {"model": model, "messages": messages, "add_generation_prompt": True}
     try:
-        response = httpx.post(
-            f"{root}/tokenize", json=body, headers=_headers(api_key), timeout=_timeout()
-        )
+        response = client().post(f"{root}/tokenize", json=body, headers=_headers(api_key))
     except httpx.TransportError as error:
         raise ServerDown(f"{url}: {type(error).__name__}: {error}") from None
     if response.status_code >= 400:
@@ -76,7 +87,7 @@ def count_chat_tokens(
 def served_models(url: str, api_key: str = "") -> list[str]:
     """The model names the server serves (GET /models): a health check."""
     try:
-        response = httpx.get(f"{url}/models", headers=_headers(api_key), timeout=CONNECT_SECONDS)
+        response = client().get(f"{url}/models", headers=_headers(api_key), timeout=CONNECT_SECONDS)
     except httpx.TransportError as error:
         raise ServerDown(f"{url}: {type(error).__name__}: {error}") from None
     if response.status_code >= 400:

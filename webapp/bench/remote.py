@@ -54,7 +54,9 @@ def bench_remote(settings: Settings, bench: RemoteBench) -> dict[str, Any]:
         "ray_gpus_per_replica": bench.ray_gpus_per_replica,
         "ray_cpus_per_replica": bench.ray_cpus_per_replica,
     }
-    systems = [("local", "engine_images", images), ("ray", "ray_images", images)]
+    systems = []
+    if bench.image_model:
+        systems += [("local", "engine_images", images), ("ray", "ray_images", images)]
     if bench.text_url:
         served = bench.served_model or "served"
         text = {
@@ -90,7 +92,9 @@ def bench_remote(settings: Settings, bench: RemoteBench) -> dict[str, Any]:
         "bench": "remote",
         "each_system_in_a_fresh_process": True,
         "repeats": bench.repeats,
-        "images": {
+    }
+    if bench.image_model:
+        result["images"] = {
             "model": bench.image_model,
             "users": bench.users,
             "size": bench.size,
@@ -102,8 +106,7 @@ def bench_remote(settings: Settings, bench: RemoteBench) -> dict[str, Any]:
             "ray": median["ray"],
             "makespan_ratio_ray_over_local": _ratio(median["ray"], median["local"], "makespan_s"),
             "lone_ratio_ray_over_local": _ratio(median["ray"], median["local"], "lone_s"),
-        },
-    }
+        }
     if bench.text_url:
         atelier, direct = median["atelier_text"], median["direct_text"]
         result["text"] = {
