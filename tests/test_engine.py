@@ -168,7 +168,7 @@ def test_people_who_ask_together_are_read_a_pass_at_a_time_and_the_first_starts_
     try:
         blocker = hold_worker(engine, recorder)
         people = [User(f"p{n}", f"P{n}") for n in range(5)]
-        jobs = [engine.submit(text(f"note {n}: " + "plan the launch " * 30), person)
+        jobs = [engine.submit(text(f"note {n}: " + "plan the launch " * 60), person)
                 for n, person in enumerate(people)]  # fmt: skip
         recorder.gate.set()
         blocker.result(30)
