@@ -42,7 +42,8 @@ def cmd_bench_engine(settings: Settings, args: argparse.Namespace) -> int:
         new_tokens=args.new_tokens,
         repeats=args.repeats,
         speedups=args.speedups,
-        mixed=args.mixed,
+        mixed=args.mixed or args.mixed_only,
+        mixed_only=args.mixed_only,
         mixed_text_users=args.mixed_text_users,
         compare_tree=Path(args.compare_tree) if args.compare_tree else None,
     )
@@ -216,6 +217,9 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
         "--mixed", action="store_true", help="also text streams while images are made"
     )
     engine.add_argument("--mixed-text-users", type=int, default=4)
+    engine.add_argument(
+        "--mixed-only", action="store_true", help="only the mixed figures (images with text)"
+    )
     _compare_tree(engine)
     engine.set_defaults(run=cmd_bench_engine)
 

@@ -32,6 +32,7 @@ class EngineBench:
     speedups: bool = False
     mixed: bool = False
     mixed_text_users: int = 4
+    mixed_only: bool = False
     compare_tree: Path | None = None
 
 
@@ -42,7 +43,7 @@ def bench_engine(settings: Settings, bench: EngineBench) -> dict[str, Any]:
         "dtype": settings.dtype,
     }
     result: dict[str, Any] = {"bench": "engine", "repeats": bench.repeats}
-    if bench.image_model:
+    if bench.image_model and not bench.mixed_only:
         images = {**base, "model": bench.image_model, "users": bench.users}
         images.update(size=bench.size, steps=bench.steps)
         result["images"] = _images(images, bench)
@@ -50,7 +51,7 @@ def bench_engine(settings: Settings, bench: EngineBench) -> dict[str, Any]:
             for name, option in (("channels_last", "channels_last"), ("compiled", "compile_unet")):
                 faster = {**images, "settings": {option: True}}
                 result[f"images_{name}"] = _images(faster, bench, baseline=False)
-    if bench.text_model:
+    if bench.text_model and not bench.mixed_only:
         text = {**base, "model": bench.text_model, "users": bench.text_users}
         text["new_tokens"] = bench.new_tokens
         result["text"] = _text(text, bench)
