@@ -20,6 +20,7 @@ class FakeTextServer:
         self.other_protocol = False
         self.requests: list[dict] = []
         self.paths: list[str] = []  # of the POSTs, in order
+        self.connections: set[int] = set()  # the client ports requests came from
         self.open_streams = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -62,6 +63,7 @@ class FakeTextServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(body)
                 fake.paths.append(self.path)
+                fake.connections.add(self.client_address[1])
                 if body.get("model") != fake.model:
                     error = {
                         "error": {"message": f"The model `{body.get('model')}` does not exist."}

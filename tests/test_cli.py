@@ -96,6 +96,11 @@ def test_bench_load_of_a_path_is_refused(env, capsys):
     assert "not a model name" in capsys.readouterr().err
 
 
+def test_bench_remote_with_nothing_to_measure_says_what_to_name(env, capsys):
+    assert main(["bench", "remote", "--image-model", ""]) == 2
+    assert "name an --image-model, a --text-url, or both" in capsys.readouterr().err
+
+
 def test_text_list_shows_tools_and_their_fields(env, capsys):
     assert main(["text", "--list"]) == 0
     out = capsys.readouterr().out

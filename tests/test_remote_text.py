@@ -90,6 +90,14 @@ def test_a_chat_the_server_finds_too_long_fails_with_the_same_advice(served):
     assert "Cut some of the input" in job.error
 
 
+def test_answers_one_after_another_reuse_one_connection(served):
+    with FakeTextServer(words=5) as server:
+        engine = served(server)
+        for _ in range(3):
+            engine.submit(request(), ADA).result(30)
+    assert len(server.connections) == 1
+
+
 def test_cancel_closes_the_stream_and_the_server_stops(served):
     with FakeTextServer(words=400, word_seconds=0.02) as server:
         engine = served(server)

@@ -9,6 +9,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from webapp.errors import ValidationError
 from webapp.settings import Settings
 
 APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
@@ -148,6 +149,8 @@ def cmd_bench_tuning(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_bench_remote(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.bench.remote import RemoteBench, bench_remote
 
+    if not args.image_model and not args.text_url:
+        raise ValidationError("Nothing to measure: name an --image-model, a --text-url, or both.")
     bench = RemoteBench(
         image_model=args.image_model,
         users=args.users,

@@ -13,6 +13,9 @@ import httpx
 CONNECT_SECONDS = 5
 READ_SECONDS = 120  # the longest wait for the next piece of an answer (a long prefill)
 MAX_CONNECTIONS = 512  # open at once to all servers: every answer streams on its own
+# An idle connection is dropped before the server would close it (uvicorn, under vLLM, does
+# after 5 s), so a request never goes out on a connection that is closing.
+KEEPALIVE_SECONDS = 2
 
 _client: httpx.Client | None = None
 _client_lock = threading.Lock()
@@ -40,7 +43,11 @@ def client() -> httpx.Client:
     global _client
     with _client_lock:
         if _client is None:
-            limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=64)
+            limits = httpx.Limits(
+                max_connections=MAX_CONNECTIONS,
+                max_keepalive_connections=64,
+                keepalive_expiry=KEEPALIVE_SECONDS,
+            )
             _client = httpx.Client(timeout=_timeout(), limits=limits)
         return _client
 
@@ -56,12 +63,14 @@ def stream_chat(url: str, body: dict[str, Any], api_key: str = "") -> Iterator[d
             if response.status_code >= 400:
                 response.read()
                 _raise_for(response)
-            for line in response.iter_lines():
-                if not line.startswith("data:"):
+            done = False
+            for line in response.iter_lines():  # read to the end: the connection is reused
+                if done or not line.startswith("data:"):
                     continue
                 data = line[len("data:") :].strip()
                 if data == "[DONE]":
-                    return
+                    done = True
+                    continue
                 yield json.loads(data)
     except (httpx.TransportError, json.JSONDecodeError) as error:
         raise ServerDown(f"{url}: {type(error).__name__}: {error}") from None

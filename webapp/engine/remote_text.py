@@ -21,6 +21,7 @@ from webapp.backends.openai_server import ServerDown, ServerRefused
 from webapp.engine.jobs import Job, JobStatus, Progress, TextResult
 from webapp.engine.requests import TextRequest
 from webapp.engine.tokens import too_long_message
+from webapp.errors import AtelierError
 from webapp.text_servers import TextServer
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 REST_SECONDS = 30  # how long a replica that failed is left alone
 FINISH_REASONS = {"stop": "eos", "length": "length"}
+# How servers word a chat longer than their context: vLLM, llama.cpp's server, TGI.
+TOO_LONG_SIGNS = ("context length", "context size", "max_model_len", "maximum context")
 
 
 @dataclass
@@ -153,9 +156,14 @@ class RemoteText:
             self.engine.wake()
 
     def _refusal_message(self, job: Job, error: ServerRefused) -> str:
-        if "context length" in str(error).lower():  # a chat that did not surely fit
-            limit = self.engine.tokens.context_length(job.model)
-            return too_long_message(job.model, limit, None, job.request.max_new_tokens)
+        words = str(error).lower()
+        if any(sign in words for sign in TOO_LONG_SIGNS):  # a chat that did not surely fit
+            try:
+                limit = self.engine.tokens.context_length(job.model)
+            except AtelierError:
+                limit = None
+            if limit:
+                return too_long_message(job.model, limit, None, job.request.max_new_tokens)
         return (
             f"The text server refused this request ({error}). Tell your Atelier admin if it "
             "keeps happening."
