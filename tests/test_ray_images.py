@@ -169,7 +169,8 @@ def local_engine(tiny_models_dir):
 def test_two_peoples_images_are_made_on_both_replicas_at_once_like_the_local_engine(
     engine, local_engine
 ):
-    requests = {ADA: image("a red fox", steps=8), BOB: image("a blue boat", steps=8, seed=3)}
+    # Enough steps that each job outlasts the other replica's start (0.2 s under load).
+    requests = {ADA: image("a red fox", steps=40), BOB: image("a blue boat", steps=40, seed=3)}
     jobs = {user: engine.submit(request, user) for user, request in requests.items()}
     first_step = first_steps(list(jobs.values()), seconds=240)
     results = {user: job.result(1) for user, job in jobs.items()}
